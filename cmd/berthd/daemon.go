@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/berth-runtime/berth/cmd/berthd/config"
+	"github.com/berth-runtime/berth/cni"
+	"github.com/berth-runtime/berth/cri"
+	"github.com/berth-runtime/berth/image"
+	"github.com/berth-runtime/berth/oci"
+	"github.com/berth-runtime/berth/sandbox"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+)
+
+// shutdownGrace bounds how long in-flight RPCs may run after SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+// serve opens every component, serves the CRI until SIGTERM or SIGINT, and
+// closes them again. Containers keep running after berthd exits.
+func serve(cfg config.Config) (retErr error) {
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	for _, dir := range []string{cfg.Root, cfg.State, filepath.Dir(cfg.Socket)} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	lis, unlock, err := listen(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	images, err := image.Open(ctx, image.Options{Root: filepath.Join(cfg.Root, "image"), Config: cfg.Registry, Log: log.Named("image")})
+	if err != nil {
+		return fmt.Errorf("open image store: %w", err)
+	}
+	defer images.Close()
+	network, err := cni.New(cni.Options{Config: cfg.CNI, StateDir: filepath.Join(cfg.State, "cni"), Log: log.Named("cni")})
+	if err != nil {
+		return fmt.Errorf("start cni: %w", err)
+	}
+	defer network.Close()
+	runtimes, err := oci.New(oci.Options{
+		StateDir:     filepath.Join(cfg.State, "runtime"),
+		Handlers:     cfg.Runtime.Runtimes,
+		CgroupDriver: cfg.Runtime.CgroupDriver,
+		Log:          log.Named("oci"),
+	})
+	if err != nil {
+		return fmt.Errorf("set up runtimes: %w", err)
+	}
+	pods, err := sandbox.New(ctx, sandbox.Options{
+		Root:     filepath.Join(cfg.Root, "sandbox"),
+		State:    cfg.State,
+		Config:   cfg.Runtime,
+		Images:   images,
+		Network:  network,
+		Runtimes: runtimes,
+		Log:      log.Named("sandbox"),
+	})
+	if err != nil {
+		return fmt.Errorf("open sandbox store: %w", err)
+	}
+	defer pods.Close()
+
+	handlers := []string{cfg.Runtime.DefaultRuntime}
+	for name := range cfg.Runtime.Runtimes {
+		if name != cfg.Runtime.DefaultRuntime {
+			handlers = append(handlers, name)
+		}
+	}
+	sort.Strings(handlers[1:])
+	g := grpc.NewServer(cri.ServerOptions(log)...)
+	cri.New(cri.Options{
+		Images:       images,
+		Pods:         pods,
+		Network:      network,
+		Config:       cfg,
+		CgroupDriver: cfg.Runtime.CgroupDriver,
+		Handlers:     handlers,
+		Log:          log,
+	}).Register(g)
+
+	if cfg.ProfileAddress != "" {
+		stopProfiles, err := serveProfiles(cfg.ProfileAddress)
+		if err != nil {
+			return err
+		}
+		defer stopProfiles()
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(lis) }()
+	log.Info("serving CRI", zap.String("socket", cfg.Socket), zap.String("version", cri.Version),
+		zap.String("root", cfg.Root), zap.String("state", cfg.State))
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(shutdownGrace):
+		log.Warn("in-flight calls outlived the shutdown grace; cancelling them", zap.Duration("grace", shutdownGrace))
+		g.Stop()
+	}
+	return nil
+}
+
+func newLogger(level, format string) (*zap.Logger, error) {
+	var zc zap.Config
+	if format == "json" {
+		zc = zap.NewProductionConfig()
+	} else {
+		zc = zap.NewDevelopmentConfig()
+		zc.Development = false
+		zc.DisableStacktrace = true
+	}
+	lvl, err := zap.ParseAtomicLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	zc.Level = lvl
+	zc.Sampling = nil
+	zc.OutputPaths = []string{"stderr"}
+	return zc.Build()
+}
+
+// serveProfiles serves net/http/pprof on a loopback address or unix socket.
+func serveProfiles(addr string) (func(), error) {
+	network := "tcp"
+	if filepath.IsAbs(addr) {
+		network = "unix"
+		_ = os.Remove(addr)
+	}
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("profile address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "berthd: profiles:", err)
+		}
+	}()
+	return func() { srv.Close() }, nil
+}

@@ -1,0 +1,93 @@
+// Command berthd is Berth's daemon: a Kubernetes container runtime serving
+// the CRI over a unix socket.
+//
+// The same binary re-executes itself for internal roles, chosen by argv[0]
+// (see roles), so there is one thing to install.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-runtime/berth/cmd/berthd/config"
+	"github.com/berth-runtime/berth/cri"
+	"github.com/berth-runtime/berth/oci"
+	"github.com/berth-runtime/berth/sandbox"
+)
+
+// roles are the internal programs berthd re-executes itself as; argv[0]
+// names the role. Each role function never returns.
+var roles = map[string]func(){
+	"berth-init":    oci.InitMain,
+	"berth-exec":    oci.ExecMain,
+	"berth-monitor": sandbox.MonitorMain,
+	"berth-podinit": sandbox.PodInitMain,
+}
+
+func main() {
+	if role, ok := roles[filepath.Base(os.Args[0])]; ok {
+		role()
+		os.Exit(1) // a role that returns has failed
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+// run parses flags, builds the configuration and serves until a signal.
+func run(args []string) int {
+	fs := flag.NewFlagSet("berthd", flag.ContinueOnError)
+	var (
+		configPath   = fs.String("config", config.DefaultPath, "configuration file (TOML); a missing default file means all defaults")
+		socket       = fs.String("socket", "", "CRI socket path (overrides the file's socket)")
+		root         = fs.String("root", "", "persistent data directory (overrides root)")
+		state        = fs.String("state", "", "volatile state directory (overrides state)")
+		logLevel     = fs.String("log-level", "", "debug, info, warn or error (overrides log_level)")
+		logFormat    = fs.String("log-format", "", "console or json (overrides log_format)")
+		printDefault = fs.Bool("print-default-config", false, "print the default configuration file and exit")
+		version      = fs.Bool("version", false, "print the version and exit")
+	)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *version {
+		fmt.Printf("berthd %s\n", cri.Version)
+		return 0
+	}
+	if *printDefault {
+		out, err := config.Marshal(config.Default())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "berthd:", err)
+			return 1
+		}
+		os.Stdout.Write(out)
+		return 0
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	cfg, err := config.Load(*configPath, !explicit)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "berthd:", err)
+		return 1
+	}
+	for _, o := range []struct {
+		flag string
+		into *string
+	}{
+		{*socket, &cfg.Socket}, {*root, &cfg.Root}, {*state, &cfg.State},
+		{*logLevel, &cfg.LogLevel}, {*logFormat, &cfg.LogFormat},
+	} {
+		if o.flag != "" {
+			*o.into = o.flag
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "berthd: config %s: %v\n", *configPath, err)
+		return 1
+	}
+	if err := serve(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "berthd:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,85 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// MaxMsgSize matches kubelet's CRI client limit.
+const MaxMsgSize = 16 << 20
+
+// ServerOptions are the gRPC options berthd serves the CRI with.
+func ServerOptions(log *zap.Logger) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMsgSize),
+		grpc.MaxSendMsgSize(MaxMsgSize),
+		grpc.ChainUnaryInterceptor(unaryInterceptor(log)),
+	}
+}
+
+// unaryInterceptor recovers panics, turns the handlers' errors into gRPC
+// status codes in this one place, and logs each call. Requests are never
+// logged whole: PullImage carries registry credentials.
+func unaryInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("panic in handler", zap.String("method", info.FullMethod),
+					zap.String("panic", fmt.Sprint(p)), zap.ByteString("stack", debug.Stack()))
+				resp, err = nil, status.Errorf(codes.Internal, "%s: internal error: %v", info.FullMethod, p)
+			}
+			if err != nil {
+				if _, ok := status.FromError(err); !ok {
+					err = errgrpc.ToGRPC(err)
+				}
+			}
+			code := status.Code(err)
+			fields := append(objectFields(req),
+				zap.String("method", info.FullMethod),
+				zap.Duration("duration", time.Since(start)),
+				zap.String("code", code.String()))
+			switch {
+			case err == nil:
+				if ce := log.Check(zap.DebugLevel, "rpc"); ce != nil {
+					ce.Write(fields...)
+				}
+			case expected(code):
+				log.Debug("rpc", append(fields, zap.Error(err))...)
+			default:
+				log.Error("rpc", append(fields, zap.Error(err))...)
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
+
+// expected codes are answers, not faults: kubelet asks about objects that
+// are gone and calls what berthd does not offer.
+func expected(c codes.Code) bool {
+	return c == codes.NotFound || c == codes.Unimplemented || c == codes.Canceled
+}
+
+// objectFields names the object a request is about, for the log.
+func objectFields(req any) []zap.Field {
+	var f []zap.Field
+	if r, ok := req.(interface{ GetPodSandboxId() string }); ok && r.GetPodSandboxId() != "" {
+		f = append(f, zap.String("sandbox", r.GetPodSandboxId()))
+	}
+	if r, ok := req.(interface{ GetContainerId() string }); ok && r.GetContainerId() != "" {
+		f = append(f, zap.String("container", r.GetContainerId()))
+	}
+	if r, ok := req.(interface{ GetImage() *runtimeapi.ImageSpec }); ok && r.GetImage().GetImage() != "" {
+		f = append(f, zap.String("image", r.GetImage().GetImage()))
+	}
+	return f
+}

@@ -1,0 +1,51 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Reasons reported in Status conditions.
+const (
+	reasonNetworkNotReady = "NetworkPluginNotReady"
+)
+
+func (s *runtimeService) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	runtimeReady := &runtimeapi.RuntimeCondition{Type: runtimeapi.RuntimeReady, Status: true}
+	networkReady := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
+	if err := s.network.Ready(); err != nil {
+		networkReady.Status = false
+		networkReady.Reason = reasonNetworkNotReady
+		networkReady.Message = err.Error()
+	}
+	resp := &runtimeapi.StatusResponse{
+		Status: &runtimeapi.RuntimeStatus{
+			Conditions: []*runtimeapi.RuntimeCondition{runtimeReady, networkReady},
+		},
+		RuntimeHandlers: s.runtimeHandlers(),
+	}
+	if req.GetVerbose() {
+		cfg, err := json.Marshal(s.config)
+		if err != nil {
+			return nil, err
+		}
+		resp.Info = map[string]string{"config": string(cfg)}
+	}
+	return resp, nil
+}
+
+// runtimeHandlers lists the handlers for Status; the default one is also
+// listed under the empty name, as kubelet looks it up that way.
+func (s *runtimeService) runtimeHandlers() []*runtimeapi.RuntimeHandler {
+	out := make([]*runtimeapi.RuntimeHandler, 0, len(s.handlers)+1)
+	for i, name := range s.handlers {
+		features := &runtimeapi.RuntimeHandlerFeatures{}
+		if i == 0 {
+			out = append(out, &runtimeapi.RuntimeHandler{Name: "", Features: features})
+		}
+		out = append(out, &runtimeapi.RuntimeHandler{Name: name, Features: features})
+	}
+	return out
+}

@@ -1,0 +1,92 @@
+// Package oci generates OCI runtime specs and runs OCI bundles.
+//
+// A Runtime runs one bundle (a directory holding config.json) as a
+// container. Berth has two kinds: its built-in runtime (the default, see
+// builtin_linux.go) and external OCI runtimes such as runc and crun driven
+// through their command line. Both are chosen per CRI runtime handler.
+//
+// Who calls what: the container's monitor process (sandbox/monitor) calls
+// Create, because the container's first process must be its child (or be
+// reparented to it: the monitor is a child subreaper). berthd itself calls
+// Start, Kill, Exec, State and Delete.
+package oci
+
+import (
+	"context"
+	"os"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// IO is what a container or exec process gets as fds 0, 1 and 2.
+// A nil file means /dev/null. With a terminal (spec.Process.Terminal), the
+// runtime sends the pty master over the unix socket at ConsoleSocket
+// (the OCI --console-socket convention) and the three files are unused.
+type IO struct {
+	Stdin, Stdout, Stderr *os.File
+	ConsoleSocket         string
+}
+
+// Status is the state of a container as the runtime sees it.
+type Status string
+
+const (
+	StatusCreated Status = "created" // process exists, user program not started
+	StatusRunning Status = "running"
+	StatusStopped Status = "stopped"
+)
+
+// State is what the runtime reports about a container.
+type State struct {
+	ID     string
+	Pid    int
+	Status Status
+	Bundle string
+}
+
+// Runtime runs OCI bundles. Implementations must be safe for concurrent use
+// on different IDs.
+type Runtime interface {
+	// Create sets up the container from bundle/config.json (namespaces,
+	// rootfs, mounts, cgroup and limits) and leaves its process waiting
+	// before the user program; it returns that process's host PID.
+	Create(ctx context.Context, id, bundle string, io IO) (pid int, err error)
+	// Start lets a created container run its user program.
+	Start(ctx context.Context, id string) error
+	// Kill sends sig to the container's first process, or to all of its
+	// processes when all is true.
+	Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error
+	// Exec starts proc inside the running container and returns a handle
+	// to wait for it. The caller owns io.
+	Exec(ctx context.Context, id string, proc *specs.Process, io IO) (Process, error)
+	// State reports the container; ErrNotFound (containerd/errdefs) if the
+	// runtime has no record of it.
+	State(ctx context.Context, id string) (State, error)
+	// Delete removes what the runtime keeps for a stopped container (its
+	// state and its cgroup). With force it kills the container first.
+	// Deleting an unknown container is not an error.
+	Delete(ctx context.Context, id string, force bool) error
+}
+
+// Process is an exec'd process.
+type Process interface {
+	Pid() int
+	// Wait blocks until the process exits and returns its exit status
+	// (128+signal when killed by a signal).
+	Wait() (exitCode int, err error)
+	// Signal sends sig to the process.
+	Signal(sig syscall.Signal) error
+}
+
+// Handler is how berthd's config names a runtime for a CRI runtime handler.
+type Handler struct {
+	// Type is "builtin" for Berth's own runtime or "oci" for an external
+	// OCI runtime binary.
+	Type string `toml:"type" comment:"\"builtin\" for Berth's own runtime, \"oci\" for an external OCI runtime binary (runc, crun)"`
+	// Path is the external runtime's binary (Type "oci").
+	Path string `toml:"path,omitempty" comment:"path of the external runtime binary (type \"oci\" only)"`
+	// Root is the external runtime's state directory (its --root); empty
+	// means a directory under berthd's state dir.
+	Root string `toml:"root,omitempty" comment:"state directory passed as --root to an external runtime; empty: <state>/runtime/<handler>"`
+}
