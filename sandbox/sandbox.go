@@ -5,6 +5,10 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
 
 	"github.com/berth-runtime/berth/cni"
 	"github.com/berth-runtime/berth/image"
@@ -54,14 +58,64 @@ type Options struct {
 }
 
 // Manager owns every pod and container of one berthd.
-type Manager struct{}
+type Manager struct {
+	root     string
+	state    string
+	cfg      Config
+	images   *image.Store
+	network  *cni.Manager
+	runtimes map[string]oci.Runtime
+	log      *zap.Logger
+	store    *store
+
+	// mu guards the maps and indexes below (not the objects in them,
+	// which have locks of their own).
+	mu         sync.RWMutex
+	pods       map[string]*Pod
+	podIDs     idIndex
+	containers map[string]*Container
+	ctrIDs     idIndex
+}
 
 // New opens the sandbox database and recovers pods and containers left by an
 // earlier berthd.
-func New(ctx context.Context, opts Options) (*Manager, error) { return &Manager{}, nil }
+func New(ctx context.Context, opts Options) (*Manager, error) {
+	for _, dir := range []string{opts.Root, opts.State} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	st, err := openStore(filepath.Join(opts.Root, "meta.db"))
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		root:       opts.Root,
+		state:      opts.State,
+		cfg:        opts.Config,
+		images:     opts.Images,
+		network:    opts.Network,
+		runtimes:   opts.Runtimes,
+		log:        opts.Log,
+		store:      st,
+		pods:       map[string]*Pod{},
+		podIDs:     idIndex{},
+		containers: map[string]*Container{},
+		ctrIDs:     idIndex{},
+	}
+	if err := m.recoverPods(ctx); err != nil {
+		st.close()
+		return nil, fmt.Errorf("recover pods: %w", err)
+	}
+	if err := m.recoverContainers(ctx); err != nil {
+		st.close()
+		return nil, fmt.Errorf("recover containers: %w", err)
+	}
+	return m, nil
+}
 
 // Close releases the database. Containers keep running.
-func (m *Manager) Close() error { return nil }
+func (m *Manager) Close() error { return m.store.close() }
 
 // MonitorMain is the "berth-monitor" role. It never returns.
 func MonitorMain() { panic("berth-monitor: not implemented") }
