@@ -25,7 +25,10 @@ package image
 //     device NAME (device 0); ".wh..wh..opq" sets trusted.overlay.opaque=y on
 //     its directory. Other ".wh..wh." entries (AUFS bookkeeping) are skipped.
 //   - An entry whose path already exists in dir replaces it (tar order), except
-//     that a directory entry over an existing directory merges into it.
+//     that a directory entry over an existing directory merges into it. A
+//     whiteout hides only lower layers (OCI image spec): over an entry of the
+//     same layer it leaves a non-directory alone and makes a directory opaque,
+//     and a directory replacing a whiteout of the same layer is opaque.
 //
 // Hostile layers: names are normalized as containerd does (a leading "/" is
 // relative to dir), but a name whose cleaned form climbs above dir ("../x",

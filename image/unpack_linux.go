@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -171,9 +172,14 @@ func (u *unpacker) apply(ctx context.Context, hdr *tar.Header, r io.Reader) erro
 	}
 	err = u.create(ctx, pfd, name, base, hdr, r)
 	if errors.Is(err, unix.EEXIST) {
-		var merged bool
-		if merged, err = u.replace(pfd, base, hdr.Typeflag == tar.TypeDir); err == nil && !merged {
+		var merged, whiteout bool
+		if merged, whiteout, err = u.replace(pfd, base, hdr.Typeflag == tar.TypeDir); err == nil && !merged {
 			err = u.create(ctx, pfd, name, base, hdr, r)
+		}
+		// A directory after its own whiteout in one layer replaces the
+		// lower layers' directory rather than merging with it.
+		if err == nil && whiteout && hdr.Typeflag == tar.TypeDir {
+			err = setOpaque(pfd, base)
 		}
 	}
 	if err != nil {
@@ -184,19 +190,20 @@ func (u *unpacker) apply(ctx context.Context, hdr *tar.Header, r io.Reader) erro
 
 // replace makes room for a new entry base in pfd. A directory replacing a
 // directory merges into it (merged is true and the caller only updates its
-// metadata); anything else removes what is there.
-func (u *unpacker) replace(pfd int, base string, isDir bool) (merged bool, err error) {
+// metadata); anything else removes what is there. whiteout reports that what
+// was removed was a whiteout.
+func (u *unpacker) replace(pfd int, base string, isDir bool) (merged, whiteout bool, err error) {
 	var st unix.Stat_t
 	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return false, fmt.Errorf("stat existing entry: %w", err)
+		return false, false, fmt.Errorf("stat existing entry: %w", err)
 	}
 	if isDir && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return true, nil
+		return true, false, nil
 	}
 	if err := u.remove(pfd, base, st.Mode&unix.S_IFMT == unix.S_IFDIR); err != nil {
-		return false, err
+		return false, false, err
 	}
-	return false, nil
+	return false, st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0, nil
 }
 
 // remove deletes base in pfd, a whole tree if it is a directory. Cached
@@ -261,6 +268,9 @@ func (u *unpacker) create(ctx context.Context, pfd int, name, base string, hdr *
 		}
 
 	case tar.TypeSymlink:
+		if hdr.Linkname == "" {
+			return fmt.Errorf("symlink has no target: %w", errdefs.ErrInvalidArgument)
+		}
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
 			if err == unix.EEXIST {
 				return err
@@ -402,7 +412,7 @@ func (u *unpacker) hardlink(hdr *tar.Header, name, dir, base string) error {
 	}
 	err = unix.Linkat(tfd, tbase, pfd, base, 0)
 	if err == unix.EEXIST {
-		if _, err = u.replace(pfd, base, false); err == nil {
+		if _, _, err = u.replace(pfd, base, false); err == nil {
 			err = unix.Linkat(tfd, tbase, pfd, base, 0)
 		}
 	}
@@ -419,10 +429,8 @@ func (u *unpacker) whiteout(entry, dir, base string) error {
 		if err != nil {
 			return err
 		}
-		// fd is an O_PATH descriptor, which fsetxattr refuses; the
-		// /proc/self/fd link names the same directory.
-		if err := unix.Setxattr(procFDPath(fd, ""), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
-			return fmt.Errorf("layer entry %q: mark directory opaque: %w", entry, err)
+		if err := setOpaque(fd, "."); err != nil {
+			return fmt.Errorf("layer entry %q: %w", entry, err)
 		}
 		return nil
 	}
@@ -439,15 +447,36 @@ func (u *unpacker) whiteout(entry, dir, base string) error {
 	}
 	err = unix.Mknodat(pfd, hidden, unix.S_IFCHR, 0)
 	if err == unix.EEXIST {
-		if _, err = u.replace(pfd, hidden, false); err == nil {
-			err = unix.Mknodat(pfd, hidden, unix.S_IFCHR, 0)
+		// A whiteout hides only what lower layers hold; what this layer
+		// wrote under the name stays (OCI image spec). A non-directory
+		// hides the lower ones already; a directory must turn opaque.
+		var st unix.Stat_t
+		if err := unix.Fstatat(pfd, hidden, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("layer entry %q: stat whited-out entry: %w", entry, err)
 		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if err := setOpaque(pfd, hidden); err != nil {
+				return fmt.Errorf("layer entry %q: %w", entry, err)
+			}
+		}
+		return nil
 	}
 	if err == nil {
 		err = unix.Fchownat(pfd, hidden, 0, 0, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	if err != nil {
 		return fmt.Errorf("layer entry %q: create whiteout: %w", entry, err)
+	}
+	return nil
+}
+
+// setOpaque marks directory base in pfd opaque: overlayfs shows none of the
+// lower layers' entries below it. base "." is pfd itself.
+func setOpaque(pfd int, base string) error {
+	// pfd is an O_PATH descriptor, which fsetxattr refuses; the
+	// /proc/self/fd link names the same directory.
+	if err := unix.Lsetxattr(procFDPath(pfd, base), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		return fmt.Errorf("mark directory opaque: %w", err)
 	}
 	return nil
 }

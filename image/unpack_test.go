@@ -404,8 +404,8 @@ func TestUnpackLayer(t *testing.T) {
 				tFile("link2dir/inside", 0o644, "inside"),
 				tFile("twice", 0o644, "first"),
 				tFile("twice", 0o600, "second"),
-				tFile("gone", 0o644, "x"),
-				tFile(".wh.gone", 0o644, ""),
+				tFile(".wh.back", 0o644, ""),
+				tFile("back", 0o640, "back"),
 			},
 			check: func(t *testing.T, dir string) {
 				if got, err := os.Readlink(filepath.Join(dir, "f2link")); err != nil || got != "elsewhere" {
@@ -419,7 +419,37 @@ func TestUnpackLayer(t *testing.T) {
 				if got := mustRead(t, filepath.Join(dir, "twice")); got != "second" {
 					t.Errorf("twice = %q", got)
 				}
-				checkOwnerMode(t, "gone", mustLstat(t, filepath.Join(dir, "gone")), unix.S_IFCHR, 0, 0, 0)
+				checkOwnerMode(t, "back", mustLstat(t, filepath.Join(dir, "back")), unix.S_IFREG, 0o640, 0, 0)
+			},
+		},
+		{
+			name: "a whiteout hides only lower layers: what the same layer wrote under the name stays",
+			entries: []tarEntry{
+				tFile("kept", 0o644, "kept"),
+				tFile(".wh.kept", 0o644, ""),
+				tDir("d/", 0o755),
+				tFile("d/child", 0o644, "child"),
+				tFile(".wh.d", 0o644, ""),
+				tFile(".wh.e", 0o644, ""),
+				tDir("e/", 0o750),
+				tFile("e/new", 0o644, "new"),
+			},
+			check: func(t *testing.T, dir string) {
+				if got := mustRead(t, filepath.Join(dir, "kept")); got != "kept" {
+					t.Errorf("kept = %q", got)
+				}
+				for _, p := range []string{"d", "e"} {
+					if v, err := getxattr(t, filepath.Join(dir, p), "trusted.overlay.opaque"); err != nil || v != "y" {
+						t.Errorf("%s: opaque xattr = %q, %v; want y so lower layers stay hidden", p, v, err)
+					}
+				}
+				checkOwnerMode(t, "e", mustLstat(t, filepath.Join(dir, "e")), unix.S_IFDIR, 0o750, 0, 0)
+				if got := mustRead(t, filepath.Join(dir, "d/child")); got != "child" {
+					t.Errorf("d/child = %q", got)
+				}
+				if got := mustRead(t, filepath.Join(dir, "e/new")); got != "new" {
+					t.Errorf("e/new = %q", got)
+				}
 			},
 		},
 		{
@@ -633,6 +663,10 @@ func TestUnpackLayerRejectsUnsupportedAndMalformedEntries(t *testing.T) {
 		{
 			name:  "a whiteout with no name",
 			layer: layerTar(t, tFile("dir/.wh.", 0o644, "")),
+		},
+		{
+			name:  "a symlink with no target",
+			layer: layerTar(t, tSymlink("l", "")),
 		},
 		{
 			name:  "a hardlink to a directory",
