@@ -1,0 +1,336 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+)
+
+// errContent marks a failure of the content itself (a hostile or broken
+// layer whose bytes the registry served faithfully): another mirror would
+// serve the same bytes, so it is not asked.
+var errContent = errors.New("layer content rejected")
+
+// chainIDs computes the OCI chain IDs of a stack of diff IDs.
+func chainIDs(diffIDs []digest.Digest) []string {
+	out := make([]string, len(diffIDs))
+	for i, d := range diffIDs {
+		if i == 0 {
+			out[i] = d.String()
+			continue
+		}
+		out[i] = digest.FromString(out[i-1] + " " + d.String()).String()
+	}
+	return out
+}
+
+// layers makes sure every layer is unpacked, downloading and unpacking
+// them all at once (bounded per registry host). A layer that fails does
+// not stop the others: what they verify stays for the next attempt.
+func (p *pull) layers(ctx context.Context, descs []ocispec.Descriptor, refs []layerRef) error {
+	stop := p.reportProgress()
+	defer stop()
+	errs := make([]error, len(descs))
+	var wg sync.WaitGroup
+	for i := range descs {
+		wg.Go(func() {
+			if err := p.ensureLayer(ctx, descs[i], refs[i]); err != nil {
+				errs[i] = fmt.Errorf("layer %s (%d of %d): %w", descs[i].Digest, i+1, len(descs), err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err // the lowest failing layer; the others are logged
+		}
+	}
+	return nil
+}
+
+// ensureLayer unpacks one layer unless its chain is already stored. Pulls
+// of images sharing the layer wait for one unpack.
+func (p *pull) ensureLayer(ctx context.Context, desc ocispec.Descriptor, ref layerRef) error {
+	s := p.s
+	return s.flights.do(ctx, "layer/"+ref.ChainID, func(ctx context.Context) (retErr error) {
+		if ok, err := s.hasLayer(ref.ChainID); err != nil || ok {
+			return err
+		}
+		id, err := s.newLayerID()
+		if err != nil {
+			return err
+		}
+		dir := s.layerDir(id)
+		defer func() {
+			if retErr != nil {
+				if err := os.RemoveAll(dir); err != nil {
+					p.log.Warn("remove failed layer", zap.String("dir", dir), zap.Error(err))
+				}
+			}
+		}()
+		var diffID string
+		var size int64
+		unpack := func(r io.Reader) error {
+			if err := os.RemoveAll(dir); err != nil {
+				return err
+			}
+			if err := os.MkdirAll(s.layerFS(id), 0o755); err != nil {
+				return err
+			}
+			var err error
+			diffID, size, err = unpackCompressed(ctx, r, s.layerFS(id))
+			return err
+		}
+		start := time.Now()
+		if s.hasBlob(desc.Digest) {
+			f, err := os.Open(s.blobPath(desc.Digest.Encoded()))
+			if err != nil {
+				return err
+			}
+			err = unpack(f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("unpack stored blob: %w", err)
+			}
+		} else if err := p.fetchBlob(ctx, desc, unpack); err != nil {
+			return err
+		}
+		if diffID != ref.DiffID {
+			return fmt.Errorf("unpacked content has diff ID %s but the image config says %s: %w", diffID, ref.DiffID, errdefs.ErrDataLoss)
+		}
+		if err := syncDir(s.layerFS(id)); err != nil {
+			return fmt.Errorf("sync layer: %w", err)
+		}
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			return putJSON(tx.Bucket(bucketLayers), ref.ChainID, layerRecord{
+				ChainID: ref.ChainID, DiffID: ref.DiffID, Dir: id, Size: size, Created: time.Now().UTC()})
+		})
+		if err != nil {
+			return fmt.Errorf("record layer: %w", err)
+		}
+		p.log.Debug("layer unpacked", zap.String("digest", desc.Digest.String()), zap.String("chain", ref.ChainID),
+			zap.String("dir", id), zap.Int64("size", size), zap.Duration("duration", time.Since(start)))
+		return nil
+	})
+}
+
+func (s *Store) hasLayer(chainID string) (bool, error) {
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		_, ok, err = getLayer(tx, chainID)
+		return err
+	})
+	return ok, err
+}
+
+// newLayerID allocates a layer directory name: a short number, so that a
+// many-layer overlay's lowerdir option stays short.
+func (s *Store) newLayerID() (string, error) {
+	var id string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n, err := tx.Bucket(bucketLayers).NextSequence()
+		id = strconv.FormatUint(n, 36)
+		return err
+	})
+	return id, err
+}
+
+// unpackCompressed recognises the compression by its magic bytes (some
+// registries label layers wrongly) and unpacks the tar stream.
+func unpackCompressed(ctx context.Context, r io.Reader, dir string) (string, int64, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, _ := br.Peek(4)
+	var tr io.Reader = br
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return "", 0, fmt.Errorf("gzip: %w", err)
+		}
+		defer zr.Close()
+		tr = zr
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return "", 0, fmt.Errorf("zstd: %w", err)
+		}
+		defer zr.Close()
+		tr = zr
+	}
+	d, size, err := unpackLayer(ctx, tr, dir)
+	if err != nil {
+		return "", 0, err
+	}
+	// unpackLayer reads the tar to its end; what may follow in the
+	// compressed stream is read by the caller's drain.
+	return d.String(), size, nil
+}
+
+// fetchBlob streams a blob from the first endpoint that serves it, handing
+// the bytes to consume while they are copied to the ingest file and
+// hashed. The blob is stored only when its digest and size match; if
+// consume fails on bytes that do match (a hostile layer), the error is
+// marked errContent and no other endpoint is asked.
+func (p *pull) fetchBlob(ctx context.Context, desc ocispec.Descriptor, consume func(io.Reader) error) error {
+	prog := p.track(desc)
+	defer prog.finish()
+	return p.eachEndpoint(ctx, "fetch", func(ep *endpoint) bool { return ep.pull }, func(c *client) error {
+		release, err := p.s.slot(ctx, c.ep.host())
+		if err != nil {
+			return err
+		}
+		defer release()
+		body, err := c.blob(ctx, desc.Digest)
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		ing, err := p.s.newIngest(desc.Digest)
+		if err != nil {
+			return err
+		}
+		defer ing.abort()
+		br := &blobReader{r: io.LimitReader(body, desc.Size+1), h: sha256.New(), w: ing.f, progress: &prog.done}
+		cerr := consume(br)
+		br.drain(ctx)
+		switch {
+		case br.readErr != nil:
+			return fmt.Errorf("download after %d of %d bytes: %w", br.n, desc.Size, br.readErr)
+		case br.writeErr != nil:
+			return br.writeErr
+		}
+		if err := br.verify(desc.Digest, desc.Size); err != nil {
+			return err
+		}
+		if cerr != nil {
+			return fmt.Errorf("%w: %w", errContent, cerr)
+		}
+		return ing.commit()
+	})
+}
+
+// smallBlob reads a config (or other small blob) from the store or a
+// registry, storing it once verified.
+func (p *pull) smallBlob(ctx context.Context, desc ocispec.Descriptor, what string) ([]byte, error) {
+	if data, err := p.s.readBlob(desc.Digest); err == nil {
+		return data, nil
+	}
+	if desc.Size > maxManifest || desc.Size < 0 {
+		return nil, fmt.Errorf("%s %s: size %d is out of bounds: %w", what, desc.Digest, desc.Size, errdefs.ErrInvalidArgument)
+	}
+	var data []byte
+	err := p.s.flights.do(ctx, "blob/"+desc.Digest.String(), func(ctx context.Context) error {
+		if p.s.hasBlob(desc.Digest) {
+			return nil
+		}
+		return p.fetchBlob(ctx, desc, func(r io.Reader) error {
+			_, err := io.Copy(io.Discard, r)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, desc.Digest, err)
+	}
+	if data, err = p.s.readBlob(desc.Digest); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, desc.Digest, err)
+	}
+	return data, nil
+}
+
+// slot waits for one of the host's download slots.
+func (s *Store) slot(ctx context.Context, host string) (func(), error) {
+	s.mu.Lock()
+	ch, ok := s.slots[host]
+	if !ok {
+		ch = make(chan struct{}, s.cfg.MaxConcurrentDownloads)
+		s.slots[host] = ch
+	}
+	s.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// layerProgress is one blob's download, for the progress log.
+type layerProgress struct {
+	digest   digest.Digest
+	total    int64
+	done     atomic.Int64
+	finished atomic.Bool
+}
+
+func (l *layerProgress) finish() { l.finished.Store(true) }
+
+func (p *pull) track(desc ocispec.Descriptor) *layerProgress {
+	l := &layerProgress{digest: desc.Digest, total: desc.Size}
+	p.mu.Lock()
+	p.progress = append(p.progress, l)
+	p.mu.Unlock()
+	return l
+}
+
+func (p *pull) downloaded() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, l := range p.progress {
+		n += l.done.Load()
+	}
+	return n
+}
+
+// reportProgress logs the bytes of every running download at info, once
+// per progress interval, until stopped.
+func (p *pull) reportProgress() func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Duration(p.s.cfg.ProgressIntervalSeconds) * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			p.mu.Lock()
+			var layers []string
+			var sum, total int64
+			for _, l := range p.progress {
+				n := l.done.Load()
+				sum += n
+				total += l.total
+				if !l.finished.Load() {
+					layers = append(layers, fmt.Sprintf("%.19s %d/%d", l.digest, n, l.total))
+				}
+			}
+			p.mu.Unlock()
+			if len(layers) > 0 {
+				p.log.Info("pull progress", zap.Int64("bytes", sum), zap.Int64("total", total),
+					zap.String("layers", strings.Join(layers, ", ")))
+			}
+		}
+	}()
+	return func() { close(done) }
+}
