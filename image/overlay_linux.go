@@ -114,6 +114,9 @@ func mountOverlayFsopen(lowers []string, upper, work, target string) error {
 		}
 		return nil
 	}
+	if err := set("source", "overlay"); err != nil { // as mount(2) would name it
+		return err
+	}
 	for _, l := range lowers {
 		if err := set("lowerdir+", l); err != nil {
 			return err

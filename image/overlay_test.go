@@ -34,6 +34,13 @@ func mustUnpack(t *testing.T, root, name string, entries ...tarEntry) string {
 // /proc/self/mountinfo.
 func mountedAt(t *testing.T, target string) bool {
 	t.Helper()
+	return mountInfo(t, target) != ""
+}
+
+// mountInfo returns the last /proc/self/mountinfo line of a mount at target,
+// or "".
+func mountInfo(t *testing.T, target string) string {
+	t.Helper()
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
@@ -41,15 +48,16 @@ func mountedAt(t *testing.T, target string) bool {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	s.Buffer(make([]byte, 1<<20), 1<<20) // overlay lines with many layers are long
+	var line string
 	for s.Scan() {
 		if fields := strings.Fields(s.Text()); len(fields) > 4 && fields[4] == target {
-			return true
+			line = s.Text()
 		}
 	}
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return false
+	return line
 }
 
 // mustMountOverlay mounts and registers an unmount that also checks nothing
@@ -121,6 +129,9 @@ func TestMountOverlayShowsWhiteoutsAndOpaqueDirsAndWritesGoToUpper(t *testing.T)
 	upper, work, target := filepath.Join(root, "c1/fs"), filepath.Join(root, "c1/work"), filepath.Join(root, "rootfs")
 	mustMkdirs(t, upper, work, target)
 	mustMountOverlay(t, []string{top, base}, upper, work, target)
+	if info := mountInfo(t, target); !strings.Contains(info, " - overlay overlay ") {
+		t.Errorf("mountinfo %q: want an overlay named overlay, as mount(2) makes it", info)
+	}
 
 	for dir, want := range map[string][]string{
 		"":          {"etc", "usr", "var"},
