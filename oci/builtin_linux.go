@@ -1,0 +1,520 @@
+package oci
+
+// Berth's built-in runtime. Create re-executes the berthd binary (from a
+// sealed memfd copy, see memfd_linux.go) as the "berth-init" role in the
+// container's new namespaces. The handshake with that child:
+//
+//	runtime                                   berth-init (InitMain)
+//	create cgroup, set limits
+//	clone(new ns) ─────────────────────────► Go runtime starts, waits on fd 3
+//	move child into the cgroup (v1)
+//	send initConfig on fd 3 ──────────────► mounts, pivot_root, devices, sysctls,
+//	                                          hostname, rlimits, oom_score_adj,
+//	                                          resolve the executable, chdir
+//	read report on fd 3 ◄──────────────────── {"type":"ready"} or {"type":"error"}
+//	write state.json, return init PID         block reading exec.fifo (fd 4)
+//	Start: write a byte to exec.fifo ───────► setgroups/setgid/setuid, caps,
+//	                                          no_new_privs, seccomp, execve
+//
+// Namespaces the spec gives by path (the pod's net, ipc, uts, pid) are
+// joined by a goroutine that locks its OS thread, setns()es it, forks the
+// child from it (the child inherits them) and then exits with the thread
+// still locked, so the Go runtime discards the thread.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/cgroups"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// Fds of the init role.
+const (
+	initSyncFd    = 3 // socket: initConfig in, syncMsg out
+	initFifoFd    = 4 // exec.fifo, read until Start writes
+	initConsoleFd = 5 // connected console socket (terminal only)
+)
+
+type builtin struct {
+	name    string
+	root    string // <state>/runtime/<handler>
+	binary  string // the berthd binary to re-exec
+	systemd bool
+	log     *zap.Logger
+}
+
+func newBuiltin(name string, opts Options) (*builtin, error) {
+	r := &builtin{
+		name:    name,
+		root:    filepath.Join(opts.StateDir, handlerDir(name)),
+		binary:  opts.BinaryPath,
+		systemd: opts.CgroupDriver == "systemd",
+		log:     opts.Log.With(zap.String("runtime", name)),
+	}
+	if r.binary == "" {
+		r.binary = "/proc/self/exe"
+	}
+	if err := os.MkdirAll(r.root, 0o711); err != nil {
+		return nil, fmt.Errorf("runtime %s: %w", name, err)
+	}
+	return r, nil
+}
+
+// namespaceFlags maps spec namespace types to clone flags.
+var namespaceFlags = map[specs.LinuxNamespaceType]uintptr{
+	specs.PIDNamespace:     unix.CLONE_NEWPID,
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.MountNamespace:   unix.CLONE_NEWNS,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+	specs.UserNamespace:    unix.CLONE_NEWUSER,
+	specs.TimeNamespace:    unix.CLONE_NEWTIME,
+}
+
+// nsJoin is a namespace joined by path.
+type nsJoin struct {
+	f    *os.File
+	flag int
+}
+
+// namespacePlan splits the spec's namespaces into clone flags for new
+// ones and opened files for joined ones.
+func namespacePlan(s *specs.Spec) (clone uintptr, joins []nsJoin, cgroupNS bool, retErr error) {
+	defer func() {
+		if retErr != nil {
+			for _, j := range joins {
+				j.f.Close()
+			}
+		}
+	}()
+	hasMount := false
+	for _, ns := range s.Linux.Namespaces {
+		flag, ok := namespaceFlags[ns.Type]
+		if !ok {
+			return 0, joins, false, fmt.Errorf("namespace type %q: %w", ns.Type, errdefs.ErrInvalidArgument)
+		}
+		switch ns.Type {
+		case specs.UserNamespace, specs.TimeNamespace:
+			return 0, joins, false, fmt.Errorf("%s namespaces: %w", ns.Type, errdefs.ErrNotImplemented)
+		case specs.MountNamespace:
+			if ns.Path != "" {
+				return 0, joins, false, fmt.Errorf("joining a mount namespace: %w", errdefs.ErrNotImplemented)
+			}
+			hasMount = true
+		}
+		if ns.Path == "" {
+			if ns.Type == specs.CgroupNamespace {
+				// Unshared by the init once it is in its cgroup.
+				cgroupNS = true
+				continue
+			}
+			clone |= flag
+			continue
+		}
+		f, err := os.Open(ns.Path)
+		if err != nil {
+			return 0, joins, false, fmt.Errorf("open %s namespace %s: %v: %w", ns.Type, ns.Path, err, errdefs.ErrInvalidArgument)
+		}
+		joins = append(joins, nsJoin{f: f, flag: int(flag)})
+	}
+	if !hasMount {
+		return 0, joins, false, fmt.Errorf("the builtin runtime needs a mount namespace: %w", errdefs.ErrInvalidArgument)
+	}
+	return clone, joins, cgroupNS, nil
+}
+
+// ownsNamespace reports whether the container gets a new namespace of typ.
+func ownsNamespace(s *specs.Spec, typ specs.LinuxNamespaceType) bool {
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == typ {
+			return ns.Path == ""
+		}
+	}
+	return false
+}
+
+// startJoined starts cmd from a thread that has joined the namespaces.
+func startJoined(cmd *exec.Cmd, joins []nsJoin) error {
+	if len(joins) == 0 {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread's namespaces are not the process's,
+		// so it must die with this goroutine.
+		runtime.LockOSThread()
+		for _, j := range joins {
+			if err := unix.Setns(int(j.f.Fd()), j.flag); err != nil {
+				errc <- fmt.Errorf("join namespace %s: %w", j.f.Name(), err)
+				return
+			}
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
+}
+
+func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int, retErr error) {
+	if err := validID(id); err != nil {
+		return 0, err
+	}
+	log := r.log.With(zap.String("container", id))
+	s, err := ReadSpec(bundle)
+	if err != nil {
+		return 0, err
+	}
+	if s.Linux.Seccomp != nil {
+		return 0, fmt.Errorf("container %s: seccomp: %w", id, errdefs.ErrNotImplemented)
+	}
+	rootfs := s.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
+		return 0, fmt.Errorf("container %s: rootfs %s is not a directory: %w", id, rootfs, errdefs.ErrInvalidArgument)
+	}
+	clone, joins, cgroupNS, err := namespacePlan(s)
+	if err != nil {
+		return 0, fmt.Errorf("container %s: %w", id, err)
+	}
+	defer func() {
+		for _, j := range joins {
+			j.f.Close()
+		}
+	}()
+	bin, err := sealedCopy(r.binary)
+	if err != nil {
+		return 0, err
+	}
+
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return 0, fmt.Errorf("container %s: %w", id, errdefs.ErrAlreadyExists)
+		}
+		return 0, fmt.Errorf("container %s: state dir: %w", id, err)
+	}
+	defer func() {
+		if retErr != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+
+	cgCfg, err := cgroupConfig(id, s.Linux.CgroupsPath, r.systemd, s.Linux.Resources)
+	if err != nil {
+		return 0, fmt.Errorf("container %s: %v: %w", id, err, errdefs.ErrInvalidArgument)
+	}
+	cg, err := newCgroupManager(cgCfg)
+	if err != nil {
+		return 0, fmt.Errorf("container %s: cgroup: %w", id, err)
+	}
+	if err := cg.Apply(-1); err != nil {
+		return 0, fmt.Errorf("container %s: create cgroup: %w", id, err)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := cg.Destroy(); err != nil {
+				log.Warn("remove cgroup", zap.Error(err))
+			}
+		}
+	}()
+	if err := cg.Set(cgCfg.Resources); err != nil {
+		return 0, fmt.Errorf("container %s: set cgroup limits: %w", id, err)
+	}
+
+	fifoPath := filepath.Join(dir, "exec.fifo")
+	if err := unix.Mkfifo(fifoPath, 0o600); err != nil {
+		return 0, fmt.Errorf("container %s: exec fifo: %w", id, err)
+	}
+	// Opened read-write, the fifo never blocks the open nor reads EOF: the
+	// init's read waits for Start's byte.
+	fifo, err := os.OpenFile(fifoPath, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("container %s: exec fifo: %w", id, err)
+	}
+	defer fifo.Close()
+	parentSock, childSock, err := socketPair()
+	if err != nil {
+		return 0, fmt.Errorf("container %s: %w", id, err)
+	}
+	defer parentSock.Close()
+	defer childSock.Close()
+
+	cmd := &exec.Cmd{
+		Path:       execPath(bin),
+		Args:       []string{"berth-init"},
+		Env:        []string{},
+		Dir:        "/",
+		Stdin:      io.Stdin,
+		Stdout:     io.Stdout,
+		Stderr:     io.Stderr,
+		ExtraFiles: []*os.File{childSock, fifo},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: clone,
+			Setsid:     true,
+		},
+	}
+	if s.Process.Terminal {
+		if io.ConsoleSocket == "" {
+			return 0, fmt.Errorf("container %s: terminal without a console socket: %w", id, errdefs.ErrInvalidArgument)
+		}
+		console, err := dialConsole(io.ConsoleSocket)
+		if err != nil {
+			return 0, fmt.Errorf("container %s: %w", id, err)
+		}
+		defer console.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, console)
+	}
+	// On v2 the child starts in its cgroup (CLONE_INTO_CGROUP); on v1 it
+	// is moved there before it gets its config.
+	if cgroups.IsCgroup2UnifiedMode() {
+		cgdir, err := os.Open(cg.Path(""))
+		if err != nil {
+			return 0, fmt.Errorf("container %s: open cgroup: %w", id, err)
+		}
+		defer cgdir.Close()
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(cgdir.Fd())
+	}
+	if err := startJoined(cmd, joins); err != nil {
+		return 0, fmt.Errorf("container %s: start init: %w", id, err)
+	}
+	childSock.Close()
+	pid = cmd.Process.Pid
+	defer func() {
+		if retErr != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		} else {
+			// The caller (the container's monitor, a subreaper) reaps it.
+			cmd.Process.Release()
+		}
+	}()
+	// A cancelled ctx kills the child, which ends the handshake.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			cmd.Process.Kill()
+		case <-done:
+		}
+	}()
+
+	if !cgroups.IsCgroup2UnifiedMode() {
+		if err := cg.Apply(pid); err != nil {
+			return 0, fmt.Errorf("container %s: join cgroup: %w", id, err)
+		}
+	}
+	cfg := initConfig{
+		Spec:        s,
+		Rootfs:      rootfs,
+		CgroupNS:    cgroupNS,
+		CgroupPaths: cg.GetPaths(),
+		Console:     s.Process.Terminal,
+	}
+	if err := sendJSON(parentSock, cfg); err != nil {
+		return 0, fmt.Errorf("container %s: send init config: %w", id, err)
+	}
+	msg, err := readReport(parentSock)
+	if err != nil || msg.Type == "" {
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("container %s: %w", id, ctx.Err())
+		}
+		return 0, fmt.Errorf("container %s: init exited during setup: %v", id, err)
+	}
+	if msg.Type == "error" {
+		return 0, fmt.Errorf("container %s: %s", id, msg.Error)
+	}
+	_, start, err := procStat(pid)
+	if err != nil {
+		return 0, fmt.Errorf("container %s: init exited during setup: %w", id, err)
+	}
+	st := &containerState{
+		ID: id, Bundle: bundle, Rootfs: rootfs, Pid: pid, StartTime: start, Created: time.Now().UTC(),
+		Cgroup: cgroupState{
+			Path: cgCfg.Path, Parent: cgCfg.Parent, ScopePrefix: cgCfg.ScopePrefix, Name: cgCfg.Name,
+			Systemd: cgCfg.Systemd, Paths: cg.GetPaths(),
+		},
+	}
+	if err := r.save(st); err != nil {
+		return 0, fmt.Errorf("container %s: %w", id, err)
+	}
+	log.Debug("container created", zap.Int("pid", pid))
+	return pid, nil
+}
+
+func (r *builtin) Start(ctx context.Context, id string) error {
+	s, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	fifoPath := filepath.Join(r.dir(id), "exec.fifo")
+	// Non-blocking: with the init gone there is no reader and this fails
+	// with ENXIO instead of hanging.
+	f, err := os.OpenFile(fifoPath, os.O_WRONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("container %s is %s, not created: %w", id, r.status(s), errdefs.ErrFailedPrecondition)
+		}
+		if errors.Is(err, unix.ENXIO) {
+			return fmt.Errorf("container %s: init exited before start: %w", id, errdefs.ErrFailedPrecondition)
+		}
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	defer f.Close()
+	if !s.alive() {
+		return fmt.Errorf("container %s: init exited before start: %w", id, errdefs.ErrFailedPrecondition)
+	}
+	if _, err := f.Write([]byte{0}); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	if err := os.Remove(fifoPath); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	r.log.Debug("container started", zap.String("container", id))
+	return nil
+}
+
+func (r *builtin) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
+	s, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	if all {
+		return killCgroup(s, sig)
+	}
+	return signalInit(s, sig)
+}
+
+// signalInit signals the init through a pidfd, checked against the
+// recorded start time, so a recycled PID is never signalled.
+func signalInit(s *containerState, sig syscall.Signal) error {
+	fd, err := unix.PidfdOpen(s.Pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("container %s: process already finished: %w", s.ID, errdefs.ErrNotFound)
+		}
+		return fmt.Errorf("container %s: pidfd: %w", s.ID, err)
+	}
+	defer unix.Close(fd)
+	if !s.alive() {
+		return fmt.Errorf("container %s: process already finished: %w", s.ID, errdefs.ErrNotFound)
+	}
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("container %s: process already finished: %w", s.ID, errdefs.ErrNotFound)
+		}
+		return fmt.Errorf("container %s: signal %d: %w", s.ID, sig, err)
+	}
+	return nil
+}
+
+// killCgroup signals every process in the container's cgroup. For SIGKILL
+// the cgroup is frozen first so nothing forks in between.
+func killCgroup(s *containerState, sig syscall.Signal) error {
+	cg, err := s.Cgroup.manager()
+	if err != nil {
+		return fmt.Errorf("container %s: cgroup: %w", s.ID, err)
+	}
+	if sig == unix.SIGKILL {
+		if err := cg.Freeze(cgroups.Frozen); err == nil {
+			defer cg.Freeze(cgroups.Thawed)
+		}
+	}
+	pids, err := cg.GetAllPids()
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("container %s: no processes: %w", s.ID, errdefs.ErrNotFound)
+		}
+		return fmt.Errorf("container %s: list processes: %w", s.ID, err)
+	}
+	for _, p := range pids {
+		if err := unix.Kill(p, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("container %s: signal %d to %d: %w", s.ID, sig, p, err)
+		}
+	}
+	return nil
+}
+
+func (r *builtin) State(ctx context.Context, id string) (State, error) {
+	s, err := r.load(id)
+	if err != nil {
+		return State{}, err
+	}
+	return State{ID: id, Pid: s.Pid, Status: r.status(s), Bundle: s.Bundle}, nil
+}
+
+func (r *builtin) Delete(ctx context.Context, id string, force bool) error {
+	s, err := r.load(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		// A Create that failed half-way leaves no state.json; clean what is left.
+		if validID(id) == nil {
+			os.RemoveAll(r.dir(id))
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st := r.status(s); st != StatusStopped {
+		if !force {
+			return fmt.Errorf("container %s is %s: %w", id, st, errdefs.ErrFailedPrecondition)
+		}
+	}
+	cg, err := s.Cgroup.manager()
+	if err != nil {
+		return fmt.Errorf("delete container %s: cgroup: %w", id, err)
+	}
+	// Even a stopped init may leave processes behind in the cgroup (when
+	// the container shares a PID namespace); they go too.
+	if err := r.drain(ctx, s, cg); err != nil {
+		return fmt.Errorf("delete container %s: %w", id, err)
+	}
+	if err := cg.Destroy(); err != nil {
+		return fmt.Errorf("delete container %s: remove cgroup: %w", id, err)
+	}
+	if err := os.RemoveAll(r.dir(id)); err != nil {
+		return fmt.Errorf("delete container %s: %w", id, err)
+	}
+	r.log.Debug("container deleted", zap.String("container", id))
+	return nil
+}
+
+// drain kills everything in the container's cgroup and waits (up to ten
+// seconds or ctx) until it is empty.
+func (r *builtin) drain(ctx context.Context, s *containerState, cg cgroups.Manager) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids, err := cg.GetAllPids()
+		if err != nil || len(pids) == 0 {
+			if s.alive() {
+				signalInit(s, unix.SIGKILL)
+			}
+			return nil
+		}
+		killCgroup(s, unix.SIGKILL)
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v still in the cgroup", pids)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Exec is in exec_linux.go.

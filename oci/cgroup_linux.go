@@ -1,0 +1,232 @@
+package oci
+
+// Container cgroups, through github.com/opencontainers/cgroups: v1 (also
+// "hybrid": v1 controllers plus an empty cgroup2, which counts as v1) or
+// the v2 unified hierarchy, with the cgroupfs or the systemd driver.
+//
+// spec.Linux.CgroupsPath is an absolute path under every hierarchy for
+// cgroupfs ("/kubepods/pod<uid>/<id>") and "slice:prefix:name" for systemd.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/cgroups"
+	_ "github.com/opencontainers/cgroups/devices" // device rules on v1 and v2 (eBPF)
+	devices "github.com/opencontainers/cgroups/devices/config"
+	"github.com/opencontainers/cgroups/manager"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// defaultNamespaces are a container's own namespaces: pid, ipc, uts,
+// mount, network, and on a cgroup v2 host cgroup too, as containerd does.
+func defaultNamespaces() []specs.LinuxNamespace {
+	ns := []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace},
+		{Type: specs.IPCNamespace},
+		{Type: specs.UTSNamespace},
+		{Type: specs.MountNamespace},
+		{Type: specs.NetworkNamespace},
+	}
+	if cgroups.IsCgroup2UnifiedMode() {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	}
+	return ns
+}
+
+// cgroupState is what the runtime keeps to find a container's cgroup again.
+type cgroupState struct {
+	Path        string            `json:"path,omitempty"`
+	Parent      string            `json:"parent,omitempty"`
+	ScopePrefix string            `json:"scope_prefix,omitempty"`
+	Name        string            `json:"name,omitempty"`
+	Systemd     bool              `json:"systemd,omitempty"`
+	Paths       map[string]string `json:"paths,omitempty"` // controller → directory ("" on v2)
+}
+
+// cgroupConfig turns a spec's cgroups path into the library's config.
+func cgroupConfig(id, path string, systemd bool, r *specs.LinuxResources) (*cgroups.Cgroup, error) {
+	res, err := toResources(r)
+	if err != nil {
+		return nil, err
+	}
+	c := &cgroups.Cgroup{Resources: res, Systemd: systemd}
+	if !systemd {
+		if path == "" {
+			path = "/berth/" + id
+		}
+		c.Path = filepath.Join("/", path)
+		return c, nil
+	}
+	if path == "" {
+		path = "system.slice:berth:" + id
+	}
+	parts := strings.Split(path, ":")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("systemd cgroups path %q: want slice:prefix:name", path)
+	}
+	c.Parent, c.ScopePrefix, c.Name = parts[0], parts[1], parts[2]
+	return c, nil
+}
+
+func (s cgroupState) manager() (cgroups.Manager, error) {
+	c := &cgroups.Cgroup{
+		Path: s.Path, Parent: s.Parent, ScopePrefix: s.ScopePrefix, Name: s.Name, Systemd: s.Systemd,
+		Resources: &cgroups.Resources{SkipDevices: true},
+	}
+	return manager.NewWithPaths(c, s.Paths)
+}
+
+// procsFiles are the cgroup.procs files a process writes to join the
+// container's cgroup on every hierarchy.
+func (s cgroupState) procsFiles() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range s.Paths {
+		if p == "" || seen[p] {
+			continue
+		}
+		seen[p] = true
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, filepath.Join(p, "cgroup.procs"))
+		}
+	}
+	return out
+}
+
+// toResources converts the spec's resources to the library's.
+func toResources(r *specs.LinuxResources) (*cgroups.Resources, error) {
+	out := &cgroups.Resources{}
+	if r == nil {
+		out.SkipDevices = true
+		return out, nil
+	}
+	for _, d := range r.Devices {
+		rule := &devices.Rule{Type: devices.WildcardDevice, Major: devices.Wildcard, Minor: devices.Wildcard,
+			Permissions: devices.Permissions(d.Access), Allow: d.Allow}
+		if d.Type != "" {
+			rule.Type = devices.Type(d.Type[0])
+		}
+		if d.Major != nil {
+			rule.Major = *d.Major
+		}
+		if d.Minor != nil {
+			rule.Minor = *d.Minor
+		}
+		if rule.Permissions == "" {
+			rule.Permissions = "rwm"
+		}
+		if !rule.Type.CanCgroup() {
+			return nil, fmt.Errorf("device rule type %q", d.Type)
+		}
+		out.Devices = append(out.Devices, rule)
+	}
+	if len(r.Devices) == 0 {
+		out.SkipDevices = true
+	}
+	if m := r.Memory; m != nil {
+		if m.Limit != nil {
+			out.Memory = *m.Limit
+		}
+		if m.Reservation != nil {
+			out.MemoryReservation = *m.Reservation
+		}
+		if m.Swap != nil && swapAccounting() {
+			out.MemorySwap = *m.Swap
+		}
+		out.MemorySwappiness = m.Swappiness
+		if m.DisableOOMKiller != nil {
+			out.OomKillDisable = *m.DisableOOMKiller
+		}
+	}
+	if c := r.CPU; c != nil {
+		if c.Shares != nil {
+			out.CpuShares = *c.Shares
+		}
+		if c.Quota != nil {
+			out.CpuQuota = *c.Quota
+		}
+		if c.Period != nil {
+			out.CpuPeriod = *c.Period
+		}
+		out.CpuBurst = c.Burst
+		if c.RealtimeRuntime != nil {
+			out.CpuRtRuntime = *c.RealtimeRuntime
+		}
+		if c.RealtimePeriod != nil {
+			out.CpuRtPeriod = *c.RealtimePeriod
+		}
+		out.CpusetCpus, out.CpusetMems = c.Cpus, c.Mems
+		out.CPUIdle = c.Idle
+	}
+	if r.Pids != nil && r.Pids.Limit != nil {
+		l := *r.Pids.Limit
+		if l <= 0 {
+			l = -1 // "max"
+		}
+		out.PidsLimit = &l
+	}
+	if b := r.BlockIO; b != nil {
+		if b.Weight != nil {
+			out.BlkioWeight = *b.Weight
+		}
+		if b.LeafWeight != nil {
+			out.BlkioLeafWeight = *b.LeafWeight
+		}
+		for _, d := range b.WeightDevice {
+			var w, lw uint16
+			if d.Weight != nil {
+				w = *d.Weight
+			}
+			if d.LeafWeight != nil {
+				lw = *d.LeafWeight
+			}
+			out.BlkioWeightDevice = append(out.BlkioWeightDevice, cgroups.NewWeightDevice(d.Major, d.Minor, w, lw))
+		}
+		for _, t := range []struct {
+			from []specs.LinuxThrottleDevice
+			to   *[]*cgroups.ThrottleDevice
+		}{
+			{b.ThrottleReadBpsDevice, &out.BlkioThrottleReadBpsDevice},
+			{b.ThrottleWriteBpsDevice, &out.BlkioThrottleWriteBpsDevice},
+			{b.ThrottleReadIOPSDevice, &out.BlkioThrottleReadIOPSDevice},
+			{b.ThrottleWriteIOPSDevice, &out.BlkioThrottleWriteIOPSDevice},
+		} {
+			for _, d := range t.from {
+				*t.to = append(*t.to, cgroups.NewThrottleDevice(d.Major, d.Minor, d.Rate))
+			}
+		}
+	}
+	for _, h := range r.HugepageLimits {
+		out.HugetlbLimit = append(out.HugetlbLimit, &cgroups.HugepageLimit{Pagesize: h.Pagesize, Limit: h.Limit})
+	}
+	if n := r.Network; n != nil {
+		if n.ClassID != nil {
+			out.NetClsClassid = *n.ClassID
+		}
+		for _, p := range n.Priorities {
+			out.NetPrioIfpriomap = append(out.NetPrioIfpriomap, &cgroups.IfPrioMap{Interface: p.Name, Priority: int64(p.Priority)})
+		}
+	}
+	if len(r.Unified) > 0 {
+		if !cgroups.IsCgroup2UnifiedMode() {
+			return nil, errors.New("unified cgroup resources need cgroup v2")
+		}
+		out.Unified = r.Unified
+	}
+	return out, nil
+}
+
+// swapAccounting reports whether the kernel accounts swap per cgroup
+// (memory.memsw.* on v1); without it a swap limit cannot be set, and
+// containerd leaves it out too.
+func swapAccounting() bool {
+	if cgroups.IsCgroup2UnifiedMode() {
+		return true
+	}
+	_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+	return err == nil
+}

@@ -1,0 +1,421 @@
+package oci
+
+// The init's filesystem setup, in its own mount namespace:
+//
+//	/ made rslave (or the spec's rootfsPropagation), so nothing leaks to the host
+//	rootfs bound onto itself          (the sandbox mounted the overlay there)
+//	spec mounts, in order             (bind ro remounts, propagation flags)
+//	/dev nodes and symlinks           (when /dev is a fresh tmpfs)
+//	pivot_root into rootfs, old root detached
+//	sysctls, masked paths, read-only paths, read-only rootfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cyphar/filepath-securejoin"
+	"github.com/opencontainers/cgroups"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+var mountFlags = map[string]struct {
+	clear bool
+	flag  uintptr
+}{
+	"ro": {false, unix.MS_RDONLY}, "rw": {true, unix.MS_RDONLY},
+	"nosuid": {false, unix.MS_NOSUID}, "suid": {true, unix.MS_NOSUID},
+	"nodev": {false, unix.MS_NODEV}, "dev": {true, unix.MS_NODEV},
+	"noexec": {false, unix.MS_NOEXEC}, "exec": {true, unix.MS_NOEXEC},
+	"sync": {false, unix.MS_SYNCHRONOUS}, "async": {true, unix.MS_SYNCHRONOUS},
+	"dirsync": {false, unix.MS_DIRSYNC}, "remount": {false, unix.MS_REMOUNT},
+	"mand": {false, unix.MS_MANDLOCK}, "nomand": {true, unix.MS_MANDLOCK},
+	"atime": {true, unix.MS_NOATIME}, "noatime": {false, unix.MS_NOATIME},
+	"diratime": {true, unix.MS_NODIRATIME}, "nodiratime": {false, unix.MS_NODIRATIME},
+	"bind": {false, unix.MS_BIND}, "rbind": {false, unix.MS_BIND | unix.MS_REC},
+	"relatime": {false, unix.MS_RELATIME}, "norelatime": {true, unix.MS_RELATIME},
+	"strictatime": {false, unix.MS_STRICTATIME}, "nostrictatime": {true, unix.MS_STRICTATIME},
+}
+
+var propagationFlags = map[string]uintptr{
+	"private": unix.MS_PRIVATE, "rprivate": unix.MS_PRIVATE | unix.MS_REC,
+	"shared": unix.MS_SHARED, "rshared": unix.MS_SHARED | unix.MS_REC,
+	"slave": unix.MS_SLAVE, "rslave": unix.MS_SLAVE | unix.MS_REC,
+	"unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+}
+
+// parseMountOptions splits options into mount flags, propagation changes
+// and the filesystem's data string.
+func parseMountOptions(opts []string) (flags uintptr, propagation []uintptr, data string) {
+	var rest []string
+	for _, o := range opts {
+		if f, ok := mountFlags[o]; ok {
+			if f.clear {
+				flags &^= f.flag
+			} else {
+				flags |= f.flag
+			}
+			continue
+		}
+		if p, ok := propagationFlags[o]; ok {
+			propagation = append(propagation, p)
+			continue
+		}
+		rest = append(rest, o)
+	}
+	return flags, propagation, strings.Join(rest, ",")
+}
+
+// setupRootfs builds the container's filesystem and pivots into it.
+func setupRootfs(cfg *initConfig) error {
+	s := cfg.Spec
+	rootfs := cfg.Rootfs
+	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
+	if p, ok := propagationFlags[s.Linux.RootfsPropagation]; ok {
+		prop = p
+	}
+	if err := unix.Mount("", "/", "", prop, ""); err != nil {
+		return fmt.Errorf("set / propagation: %w", err)
+	}
+	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+	}
+	freshDev := false
+	for _, m := range s.Mounts {
+		if err := mountOne(cfg, m); err != nil {
+			return err
+		}
+		if filepath.Clean(m.Destination) == "/dev" && m.Type != "bind" {
+			freshDev = true
+		}
+	}
+	if freshDev {
+		if err := createDevices(rootfs, s.Linux.Devices); err != nil {
+			return err
+		}
+	}
+	if err := pivotRoot(rootfs); err != nil {
+		return err
+	}
+	return nil
+}
+
+// finishRootfs runs inside the new root: sysctls, masked and read-only
+// paths, and a read-only root.
+func finishRootfs(s *specs.Spec) error {
+	for k, v := range s.Linux.Sysctl {
+		p := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
+		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+			return fmt.Errorf("set sysctl %s=%s: %w", k, v, err)
+		}
+	}
+	for _, p := range s.Linux.MaskedPaths {
+		if err := maskPath(p); err != nil {
+			return err
+		}
+	}
+	for _, p := range s.Linux.ReadonlyPaths {
+		if err := readonlyPath(p); err != nil {
+			return err
+		}
+	}
+	if s.Root.Readonly {
+		if err := remountReadonly("/"); err != nil {
+			return fmt.Errorf("make rootfs read-only: %w", err)
+		}
+	}
+	return nil
+}
+
+func mountOne(cfg *initConfig, m specs.Mount) error {
+	dest, err := securejoin.SecureJoin(cfg.Rootfs, m.Destination)
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", m.Destination, err)
+	}
+	flags, propagation, data := parseMountOptions(m.Options)
+	switch {
+	case m.Type == "bind" || flags&unix.MS_BIND != 0:
+		if err := bindMount(m.Source, dest, flags, data); err != nil {
+			return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
+		}
+	case m.Type == "cgroup" || m.Type == "cgroup2":
+		if err := mountCgroup(cfg, dest, flags); err != nil {
+			return fmt.Errorf("mount cgroup on %s: %w", m.Destination, err)
+		}
+	default:
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Destination, err)
+		}
+		if err := unix.Mount(m.Source, dest, m.Type, flags, data); err != nil {
+			return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, m.Type, m.Destination, err)
+		}
+	}
+	for _, p := range propagation {
+		if err := unix.Mount("", dest, "", p, ""); err != nil {
+			return fmt.Errorf("set propagation of %s: %w", m.Destination, err)
+		}
+	}
+	return nil
+}
+
+// bindMount binds source on dest (creating dest as a file or directory to
+// match) and applies the flags a plain bind ignores with a remount.
+func bindMount(source, dest string, flags uintptr, data string) error {
+	fi, err := os.Stat(source)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		err = os.MkdirAll(dest, 0o755)
+	} else {
+		err = ensureFile(dest)
+	}
+	if err != nil {
+		return err
+	}
+	bindFlags := uintptr(unix.MS_BIND) | flags&unix.MS_REC
+	if err := unix.Mount(source, dest, "", bindFlags, data); err != nil {
+		return err
+	}
+	if rest := flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); rest != 0 {
+		if err := unix.Mount("", dest, "", unix.MS_BIND|unix.MS_REMOUNT|rest|lockedFlags(dest), ""); err != nil {
+			return fmt.Errorf("remount %s: %w", dest, err)
+		}
+	}
+	return nil
+}
+
+// lockedFlags are the flags of the mount at path a bind remount must keep.
+func lockedFlags(path string) uintptr {
+	var st unix.Statfs_t
+	if unix.Statfs(path, &st) != nil {
+		return 0
+	}
+	var f uintptr
+	for _, m := range []struct{ st, ms uintptr }{
+		{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC},
+		{unix.ST_NOATIME, unix.MS_NOATIME}, {unix.ST_NODIRATIME, unix.MS_NODIRATIME}, {unix.ST_RELATIME, unix.MS_RELATIME},
+		{unix.ST_RDONLY, unix.MS_RDONLY},
+	} {
+		if uintptr(st.Flags)&m.st != 0 {
+			f |= m.ms
+		}
+	}
+	return f
+}
+
+func remountReadonly(path string) error {
+	return unix.Mount("", path, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|lockedFlags(path), "")
+}
+
+func ensureFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// mountCgroup gives the container its own cgroups read-only at dest. On
+// cgroup v1 that is a tmpfs with each hierarchy's container cgroup bound
+// under its controller's name; on v2 a cgroup2 mount (the init is in its
+// own cgroup namespace) or a bind of the container's cgroup.
+func mountCgroup(cfg *initConfig, dest string, flags uintptr) error {
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return err
+	}
+	ro := flags & unix.MS_RDONLY
+	base := flags &^ (unix.MS_RDONLY | unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)
+	own, err := cgroups.ParseCgroupFile("/proc/self/cgroup")
+	if err != nil {
+		return err
+	}
+	if cgroups.IsCgroup2UnifiedMode() {
+		if cfg.CgroupNS {
+			return unix.Mount("cgroup2", dest, "cgroup2", base|ro, "")
+		}
+		src := cfg.CgroupPaths[""]
+		if src == "" {
+			src = filepath.Join("/sys/fs/cgroup", own[""])
+		}
+		return bindMount(src, dest, unix.MS_BIND|unix.MS_REC|base|ro, "")
+	}
+	if err := unix.Mount("tmpfs", dest, "tmpfs", base, "mode=755"); err != nil {
+		return err
+	}
+	mounts, err := cgroups.GetCgroupMounts(false)
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		if len(m.Subsystems) == 0 {
+			continue
+		}
+		// The runtime's record of the container cgroup comes first:
+		// inside a cgroup namespace /proc/self/cgroup says "/".
+		src, ok := cfg.CgroupPaths[m.Subsystems[0]]
+		if !ok {
+			rel, ok := own[m.Subsystems[0]]
+			if !ok {
+				continue
+			}
+			if r, err := filepath.Rel(m.Root, rel); err == nil && !strings.HasPrefix(r, "..") {
+				rel = r
+			}
+			src = filepath.Join(m.Mountpoint, rel)
+		}
+		name := filepath.Base(m.Mountpoint)
+		if err := bindMount(src, filepath.Join(dest, name), unix.MS_BIND|base|ro, ""); err != nil {
+			return fmt.Errorf("bind cgroup %s: %w", name, err)
+		}
+	}
+	if ro != 0 {
+		return unix.Mount("", dest, "", unix.MS_REMOUNT|base|ro, "mode=755")
+	}
+	return nil
+}
+
+func createDevices(rootfs string, extra []specs.LinuxDevice) error {
+	devs := append(append([]specs.LinuxDevice(nil), DefaultDevices...), extra...)
+	for _, d := range devs {
+		dest, err := securejoin.SecureJoin(rootfs, d.Path)
+		if err != nil {
+			return fmt.Errorf("device %s: %w", d.Path, err)
+		}
+		if err := mknodDevice(dest, d); err != nil {
+			return fmt.Errorf("create device %s: %w", d.Path, err)
+		}
+	}
+	links := [][2]string{
+		{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"},
+		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
+		{"pts/ptmx", "/dev/ptmx"},
+	}
+	if _, err := os.Stat("/proc/kcore"); err == nil {
+		links = append(links, [2]string{"/proc/kcore", "/dev/core"})
+	}
+	for _, l := range links {
+		dest := filepath.Join(rootfs, l[1])
+		if err := os.Symlink(l[0], dest); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("symlink %s: %w", l[1], err)
+		}
+	}
+	return nil
+}
+
+func mknodDevice(dest string, d specs.LinuxDevice) error {
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return err
+	}
+	mode := uint32(0o666)
+	if d.FileMode != nil {
+		mode = uint32(d.FileMode.Perm())
+	}
+	switch d.Type {
+	case "c", "u":
+		mode |= unix.S_IFCHR
+	case "b":
+		mode |= unix.S_IFBLK
+	case "p":
+		mode |= unix.S_IFIFO
+	default:
+		return fmt.Errorf("unknown device type %q", d.Type)
+	}
+	dev := unix.Mkdev(uint32(d.Major), uint32(d.Minor))
+	if err := unix.Mknod(dest, mode, int(dev)); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil
+		}
+		if !errors.Is(err, unix.EPERM) {
+			return err
+		}
+		// No CAP_MKNOD (a user namespace): bind the host's node instead.
+		if err := ensureFile(dest); err != nil {
+			return err
+		}
+		return unix.Mount(d.Path, dest, "", unix.MS_BIND, "")
+	}
+	// mknod applies the umask; set the mode the spec asked for.
+	if err := unix.Chmod(dest, mode&0o7777); err != nil {
+		return err
+	}
+	uid, gid := 0, 0
+	if d.UID != nil {
+		uid = int(*d.UID)
+	}
+	if d.GID != nil {
+		gid = int(*d.GID)
+	}
+	return unix.Chown(dest, uid, gid)
+}
+
+// pivotRoot makes rootfs the process's root and detaches the old one.
+func pivotRoot(rootfs string) error {
+	oldroot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open old root: %w", err)
+	}
+	defer unix.Close(oldroot)
+	if err := unix.Chdir(rootfs); err != nil {
+		return fmt.Errorf("chdir to rootfs: %w", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root %s: %w", rootfs, err)
+	}
+	if err := unix.Fchdir(oldroot); err != nil {
+		return fmt.Errorf("fchdir to old root: %w", err)
+	}
+	// The old root is the host's tree: make it a slave so the unmount
+	// below does not propagate to the host, then detach it.
+	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make old root rslave: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir to new root: %w", err)
+	}
+	return nil
+}
+
+// maskPath hides path: /dev/null over a file, an empty read-only tmpfs
+// over a directory. Paths missing in this kernel are fine.
+func maskPath(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("mask %s: %w", path, err)
+	}
+	if fi.IsDir() {
+		err = unix.Mount("tmpfs", path, "tmpfs", unix.MS_RDONLY, "")
+	} else {
+		err = unix.Mount("/dev/null", path, "", unix.MS_BIND, "")
+	}
+	if err != nil {
+		return fmt.Errorf("mask %s: %w", path, err)
+	}
+	return nil
+}
+
+// readonlyPath binds path onto itself read-only.
+func readonlyPath(path string) error {
+	if err := unix.Mount(path, path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("make %s read-only: %w", path, err)
+	}
+	if err := remountReadonly(path); err != nil {
+		return fmt.Errorf("make %s read-only: %w", path, err)
+	}
+	return nil
+}

