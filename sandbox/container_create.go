@@ -1,0 +1,277 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-runtime/berth/oci"
+	"github.com/containerd/errdefs"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// CreateContainer makes a container in pod podID (an ID or unique prefix)
+// from cfg and returns its ID. The container is CREATED: its process
+// exists, waiting for StartContainer.
+func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtimeapi.ContainerConfig) (_ string, retErr error) {
+	if cfg.GetMetadata().GetName() == "" {
+		return "", fmt.Errorf("container config has no metadata name: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.GetImage().GetImage() == "" {
+		return "", fmt.Errorf("container config has no image: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.GetStdinOnce() && !cfg.GetStdin() {
+		return "", fmt.Errorf("stdin_once needs stdin: %w", errdefs.ErrInvalidArgument)
+	}
+	p, err := m.podByID(podID)
+	if err != nil {
+		return "", err
+	}
+	if !p.ready() {
+		return "", fmt.Errorf("pod sandbox %s is not ready: %w", p.id, errdefs.ErrFailedPrecondition)
+	}
+	pod := viewOf(p)
+	name := containerName(cfg.GetMetadata(), p.config.GetMetadata())
+	if other := m.containerNamed(name); other != "" {
+		return "", fmt.Errorf("container name %q is reserved by %s: %w", name, other, errdefs.ErrAlreadyExists)
+	}
+	rt, ok := m.runtimes[pod.Handler]
+	if !ok {
+		return "", fmt.Errorf("runtime handler %q of pod %s is not configured: %w", pod.Handler, p.id, errdefs.ErrFailedPrecondition)
+	}
+	img, err := m.images.Get(ctx, cfg.GetImage().GetImage())
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w", cfg.GetImage().GetImage(), err)
+	}
+	id, err := newID()
+	if err != nil {
+		return "", err
+	}
+	log := m.log.With(zap.String("container", id), zap.String("sandbox", p.id))
+	c := m.newContainer(id, p.id, cfg)
+	c.name, c.imageID, c.handler, c.createdAt = name, img.ID, pod.Handler, time.Now()
+	c.imageRef = img.ID
+	if len(img.RepoDigests) > 0 {
+		c.imageRef = img.RepoDigests[0]
+	}
+	c.stopSignal = img.Config.StopSignal
+	if pod.LogDir != "" && cfg.GetLogPath() != "" {
+		c.logPath = filepath.Join(pod.LogDir, cfg.GetLogPath())
+	}
+	cleanup := context.WithoutCancel(ctx)
+
+	// The record goes first: a berthd killed from here on finds the
+	// container at restart and RemoveContainer can undo every step.
+	if err := m.putContainer(c); err != nil {
+		return "", err
+	}
+	defer func() {
+		if retErr != nil {
+			if err := m.store.delete(bucketContainers, id); err != nil {
+				log.Warn("remove container record", zap.Error(err))
+			}
+		}
+	}()
+	rootfs := filepath.Join(c.stateDir, "rootfs")
+	for _, d := range []string{c.bundle, rootfs} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return "", fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	defer func() {
+		if retErr != nil {
+			os.RemoveAll(c.bundle)
+			os.RemoveAll(c.stateDir)
+		}
+	}()
+	if err := m.images.PrepareSnapshot(ctx, id, img.ID); err != nil {
+		return "", fmt.Errorf("prepare rootfs: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := m.images.RemoveSnapshot(cleanup, id); err != nil {
+				log.Warn("remove snapshot", zap.Error(err))
+			}
+		}
+	}()
+	if err := m.images.MountSnapshot(ctx, id, rootfs); err != nil {
+		return "", fmt.Errorf("mount rootfs: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := unmountRootfs(rootfs); err != nil {
+				log.Warn("unmount rootfs", zap.Error(err))
+			}
+		}
+	}()
+
+	in := specInput{
+		ID: id, Config: cfg, Image: img.Config, Pod: pod, Rootfs: rootfs,
+		SwapAccounting: swapAccounting(), Unified: unifiedMemory(),
+		Systemd: m.cfg.CgroupDriver == "systemd",
+	}
+	if in.RestrictOOM, err = restrictOOM(m.cfg.RestrictOOMScoreAdj); err != nil {
+		return "", err
+	}
+	in.MinOOMScoreAdj = ownOOMScoreAdj()
+	if opts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(); opts.GetPid() == runtimeapi.NamespaceMode_TARGET {
+		if in.TargetPIDNS, err = m.targetPIDNS(p.id, opts.GetTargetId()); err != nil {
+			return "", err
+		}
+	}
+	spec, err := buildSpec(in)
+	if err != nil {
+		return "", err
+	}
+	if err := oci.WriteSpec(c.bundle, spec); err != nil {
+		return "", err
+	}
+	c.process = spec.Process
+	c.cgroupsPath = spec.Linux.CgroupsPath
+
+	mc := monitorConfig{
+		ID: id, Bundle: c.bundle, Handler: pod.Handler, Runtime: m.cfg.Runtimes[pod.Handler],
+		RuntimeState: filepath.Join(m.state, "runtime"), CgroupDriver: m.cfg.CgroupDriver,
+		CgroupsPath: spec.Linux.CgroupsPath, LogPath: c.logPath,
+		Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(), Tty: cfg.GetTty(),
+	}
+	h, pid, err := m.startMonitor(ctx, c, mc)
+	if err != nil {
+		return "", fmt.Errorf("create container: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = rt.Delete(cleanup, id, true)
+			<-h.exited
+			h.release()
+		}
+	}()
+	if err := writeJSONAtomic(filepath.Join(c.stateDir, statusFile), runState{MonitorPid: h.pid, MonitorStart: h.start, Pid: pid}); err != nil {
+		return "", err
+	}
+	_ = c.update(func(s *containerStatus) error {
+		s.Pid = pid
+		return nil
+	})
+	c.mu.Lock()
+	c.monitor = h
+	c.mu.Unlock()
+
+	// Insert under m.mu, checking the pod is still ready: StopPod marks it
+	// not ready under m.mu before it collects the pod's containers.
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !p.ready() {
+		return "", fmt.Errorf("pod sandbox %s stopped while the container was created: %w", p.id, errdefs.ErrFailedPrecondition)
+	}
+	for _, o := range m.containers {
+		if o.name == name {
+			return "", fmt.Errorf("container name %q is reserved by %s: %w", name, o.id, errdefs.ErrAlreadyExists)
+		}
+	}
+	m.containers[id] = c
+	m.ctrIDs.add(id)
+	log.Debug("container created", zap.Int("pid", pid))
+	return id, nil
+}
+
+// containerName is the unique name of a container, as containerd forms it.
+func containerName(md *runtimeapi.ContainerMetadata, pod *runtimeapi.PodSandboxMetadata) string {
+	return strings.Join([]string{md.GetName(), pod.GetName(), pod.GetNamespace(), pod.GetUid(),
+		strconv.FormatUint(uint64(md.GetAttempt()), 10)}, "_")
+}
+
+// containerNamed returns the ID of the container with this unique name.
+func (m *Manager) containerNamed(name string) string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, c := range m.containers {
+		if c.name == name {
+			return c.id
+		}
+	}
+	return ""
+}
+
+func (m *Manager) putContainer(c *Container) error {
+	rec, err := c.record()
+	if err != nil {
+		return err
+	}
+	if err := m.store.put(bucketContainers, c.id, rec); err != nil {
+		return fmt.Errorf("save container %s: %w", c.id, err)
+	}
+	return nil
+}
+
+// targetPIDNS is the PID namespace of the running target container for
+// NamespaceMode TARGET; it must be in the same pod.
+func (m *Manager) targetPIDNS(podID, target string) (string, error) {
+	if target == "" {
+		return "", fmt.Errorf("PID namespace mode TARGET without a target ID: %w", errdefs.ErrInvalidArgument)
+	}
+	t, err := m.containerByID(target)
+	if err != nil {
+		return "", fmt.Errorf("target container: %w", err)
+	}
+	if t.podID != podID {
+		return "", fmt.Errorf("target container %s is in another pod: %w", t.id, errdefs.ErrInvalidArgument)
+	}
+	st := t.snapshot()
+	if st.State != stateRunning && st.State != stateCreated || st.Pid == 0 {
+		return "", fmt.Errorf("target container %s is not running: %w", t.id, errdefs.ErrFailedPrecondition)
+	}
+	return "/proc/" + strconv.Itoa(st.Pid) + "/ns/pid", nil
+}
+
+// unmountRootfs unmounts a container's rootfs; one not mounted is fine.
+func unmountRootfs(p string) error {
+	for {
+		err := unix.Unmount(p, unix.UMOUNT_NOFOLLOW)
+		switch {
+		case err == nil:
+			continue // overlays stacked by a retried mount
+		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
+			return nil
+		case errors.Is(err, unix.EBUSY):
+			if err := unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+				return fmt.Errorf("unmount %s: %w", p, err)
+			}
+			return nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		default:
+			return fmt.Errorf("unmount %s: %w", p, err)
+		}
+	}
+}
+
+// swapAccounting says whether the memory cgroup can limit memory+swap.
+func swapAccounting() bool {
+	for _, p := range []string{"/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", "/sys/fs/cgroup/memory.swap.max"} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	// On v2 the root has no memory.swap.max; a child cgroup does when
+	// swap accounting is on.
+	return unifiedMemory() && fileExists("/sys/fs/cgroup/system.slice/memory.swap.max")
+}
+
+// unifiedMemory says the memory controller is on cgroup v2.
+func unifiedMemory() bool {
+	b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil && strings.Contains(string(b), "memory")
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -1,0 +1,85 @@
+package sandbox
+
+import (
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func TestMatchContainer(t *testing.T) {
+	c := &Container{id: "abcdef", podID: "pod123", config: &runtimeapi.ContainerConfig{Labels: map[string]string{"app": "web", "tier": "1"}}}
+	for _, tc := range []struct {
+		name string
+		f    *runtimeapi.ContainerFilter
+		want bool
+	}{
+		{name: "no filter matches", want: true},
+		{name: "the full ID matches", f: &runtimeapi.ContainerFilter{Id: "abcdef"}, want: true},
+		{name: "an ID prefix matches", f: &runtimeapi.ContainerFilter{Id: "abc"}, want: true},
+		{name: "another ID does not match", f: &runtimeapi.ContainerFilter{Id: "abd"}},
+		{name: "the pod ID prefix matches", f: &runtimeapi.ContainerFilter{PodSandboxId: "pod1"}, want: true},
+		{name: "another pod does not match", f: &runtimeapi.ContainerFilter{PodSandboxId: "pod2"}},
+		{name: "the state matches", f: &runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: stateRunning}}, want: true},
+		{name: "another state does not match", f: &runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: stateExited}}},
+		{name: "a label subset matches", f: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{"app": "web"}}, want: true},
+		{name: "a differing label value does not match", f: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{"app": "db"}}},
+		{name: "a missing label does not match", f: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{"zone": "a"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := matchContainer(c, stateRunning, tc.f); got != tc.want {
+				t.Fatalf("match = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSetExitedReasons(t *testing.T) {
+	at := time.Unix(100, 0)
+	for _, tc := range []struct {
+		name       string
+		st         exitStatus
+		ok         bool
+		started    bool
+		wantState  containerState
+		wantReason string
+		wantCode   int32
+	}{
+		{name: "exit 0 is Completed", st: exitStatus{FinishedAt: at}, ok: true, started: true, wantState: stateExited, wantReason: "Completed"},
+		{name: "non-zero exit is Error", st: exitStatus{ExitCode: 3, FinishedAt: at}, ok: true, started: true, wantState: stateExited, wantReason: "Error", wantCode: 3},
+		{name: "an OOM kill is OOMKilled", st: exitStatus{ExitCode: 137, Signal: 9, OOMKilled: true, FinishedAt: at}, ok: true, started: true,
+			wantState: stateExited, wantReason: "OOMKilled", wantCode: 137},
+		{name: "a lost status of a started container is Unknown", started: true, wantState: stateUnknown, wantReason: "Unknown", wantCode: 255},
+		{name: "a lost status of a never-started container is exited", wantState: stateExited, wantReason: "Unknown", wantCode: 255},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Container{status: containerStatus{State: stateCreated}}
+			if tc.started {
+				c.status.State, c.status.StartedAt = stateRunning, at.Add(-time.Second)
+			}
+			c.setExited(tc.st, tc.ok)
+			s := c.snapshot()
+			if s.State != tc.wantState || s.Reason != tc.wantReason || s.ExitCode != tc.wantCode || s.FinishedAt.IsZero() {
+				t.Fatalf("status = %+v", s)
+			}
+			// A second report changes nothing.
+			before := s
+			c.setExited(exitStatus{ExitCode: 9}, true)
+			if tc.wantState == stateExited && c.snapshot() != before {
+				t.Fatalf("second exit report changed the status: %+v", c.snapshot())
+			}
+		})
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]int{"SIGTERM": 15, "TERM": 15, "sigquit": 3, "9": 9, "SIGRTMIN+3": 37} {
+		got, err := parseSignal(in)
+		if err != nil || int(got) != want {
+			t.Errorf("parseSignal(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	if _, err := parseSignal("SIGBOGUS"); err == nil {
+		t.Error("SIGBOGUS parsed")
+	}
+}

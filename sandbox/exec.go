@@ -1,0 +1,177 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-runtime/berth/oci"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// maxExecOutput caps each of an ExecSync's stdout and stderr.
+	maxExecOutput = 16 << 20
+	// execNotFoundCode is the exit code of a command that does not exist,
+	// as a shell and CRI-O report it.
+	execNotFoundCode = 127
+	// execDrain bounds reading output after the process exited (a
+	// background child may hold the pipes).
+	execDrain = time.Second
+)
+
+// truncatedNote ends output that hit maxExecOutput.
+const truncatedNote = "\n[berth: output truncated at 16 MiB]\n"
+
+// ExecResult is what ExecSync returns.
+type ExecResult struct {
+	Stdout, Stderr []byte
+	ExitCode       int32
+}
+
+// ExecSync runs cmd in the running container with the container's user,
+// environment, working directory and capabilities, and returns its
+// output and exit code. A timeout above zero kills the command when it
+// passes and returns an error wrapping context.DeadlineExceeded.
+func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*ExecResult, error) {
+	if len(cmd) == 0 {
+		return nil, fmt.Errorf("exec: empty command: %w", errdefs.ErrInvalidArgument)
+	}
+	c, err := m.containerByID(id)
+	if err != nil {
+		return nil, err
+	}
+	if st := c.snapshot(); st.State != stateRunning {
+		return nil, fmt.Errorf("container %s is %s, not running: %w", c.id, stateName(st.State), errdefs.ErrFailedPrecondition)
+	}
+	rt, ok := m.runtimes[c.handler]
+	if !ok || c.process == nil {
+		return nil, fmt.Errorf("container %s cannot exec: %w", c.id, errdefs.ErrFailedPrecondition)
+	}
+	proc := execProcess(c.process, cmd)
+
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	defer outR.Close()
+	defer errR.Close()
+	var stdout, stderr cappedBuffer
+	var copiers sync.WaitGroup
+	copiers.Add(2)
+	go func() { defer copiers.Done(); stdout.readFrom(outR) }()
+	go func() { defer copiers.Done(); stderr.readFrom(errR) }()
+
+	p, err := rt.Exec(ctx, c.id, proc, oci.IO{Stdout: outW, Stderr: errW})
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		copiers.Wait()
+		if notFound(err) {
+			return &ExecResult{Stderr: []byte(err.Error() + "\n"), ExitCode: execNotFoundCode}, nil
+		}
+		return nil, fmt.Errorf("exec in container %s: %w", c.id, err)
+	}
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := p.Wait()
+		done <- result{code, err}
+	}()
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-expired:
+		_ = p.Signal(unix.SIGKILL)
+		<-done
+		return nil, fmt.Errorf("exec in container %s: command timed out after %s: %w", c.id, timeout, context.DeadlineExceeded)
+	case <-ctx.Done():
+		_ = p.Signal(unix.SIGKILL)
+		<-done
+		return nil, fmt.Errorf("exec in container %s: %w", c.id, ctx.Err())
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("exec in container %s: wait: %w", c.id, r.err)
+	}
+	drained := make(chan struct{})
+	go func() { copiers.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(execDrain):
+		outR.Close()
+		errR.Close()
+		<-drained
+	}
+	return &ExecResult{Stdout: stdout.bytes(), Stderr: stderr.bytes(), ExitCode: int32(r.code)}, nil
+}
+
+// execProcess is the container's process spec with cmd as its args and
+// no terminal.
+func execProcess(base *specs.Process, cmd []string) *specs.Process {
+	p := *base
+	p.Args = append([]string(nil), cmd...)
+	p.Terminal = false
+	p.ConsoleSize = nil
+	p.Env = append([]string(nil), base.Env...)
+	return &p
+}
+
+// notFound says the runtime could not find or execute the command.
+func notFound(err error) bool {
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "executable file not found") || strings.Contains(s, "no such file or directory")
+}
+
+// cappedBuffer keeps the first maxExecOutput bytes written to it and
+// notes the truncation.
+type cappedBuffer struct {
+	buf       []byte
+	truncated bool
+}
+
+func (b *cappedBuffer) readFrom(r *os.File) {
+	chunk := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(chunk)
+		if room := maxExecOutput - len(b.buf); n > 0 {
+			if n > room {
+				n, b.truncated = room, true
+			}
+			b.buf = append(b.buf, chunk[:n]...)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (b *cappedBuffer) bytes() []byte {
+	if b.truncated {
+		return append(b.buf, truncatedNote...)
+	}
+	return b.buf
+}
