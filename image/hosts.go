@@ -64,11 +64,9 @@ func endpoints(dir, registry string) ([]*endpoint, error) {
 	if dir != "" {
 		for _, name := range hostDirNames(registry) {
 			hostDir := filepath.Join(dir, name)
-			eps, err := loadHostsFile(hostDir, registry)
-			if err == nil {
-				return eps, nil
-			}
-			if !errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(filepath.Join(hostDir, "hosts.toml")); err == nil {
+				return loadHostsFile(hostDir, registry)
+			} else if !errors.Is(err, os.ErrNotExist) {
 				return nil, err
 			}
 			if st, err := os.Stat(hostDir); err == nil && st.IsDir() {

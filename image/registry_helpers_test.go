@@ -32,7 +32,9 @@ type testRegistry struct {
 	*httptest.Server
 	host string
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// user and password, once set, are required as HTTP Basic credentials.
+	user, password string
 	gets   map[string]int                                          // blob digest -> GETs
 	faults map[string]func(w http.ResponseWriter, r *http.Request) // blob digest -> handler
 }
@@ -42,6 +44,16 @@ func newTestRegistry(t *testing.T) *testRegistry {
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	tr := &testRegistry{gets: map[string]int{}, faults: map[string]func(http.ResponseWriter, *http.Request){}}
 	tr.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tr.mu.Lock()
+		user, password := tr.user, tr.password
+		tr.mu.Unlock()
+		if user != "" {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != password {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+		}
 		if i := strings.Index(r.URL.Path, "/blobs/sha256:"); i >= 0 && r.Method == http.MethodGet {
 			d := r.URL.Path[i+len("/blobs/"):]
 			tr.mu.Lock()
@@ -58,6 +70,14 @@ func newTestRegistry(t *testing.T) *testRegistry {
 	t.Cleanup(tr.Close)
 	tr.host = strings.TrimPrefix(tr.URL, "http://")
 	return tr
+}
+
+// requireBasicAuth makes the registry refuse requests without these
+// credentials from now on (push first).
+func (tr *testRegistry) requireBasicAuth(user, password string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.user, tr.password = user, password
 }
 
 func (tr *testRegistry) blobGets(d string) int {
