@@ -35,8 +35,8 @@ type testRegistry struct {
 	mu sync.Mutex
 	// user and password, once set, are required as HTTP Basic credentials.
 	user, password string
-	gets   map[string]int                                          // blob digest -> GETs
-	faults map[string]func(w http.ResponseWriter, r *http.Request) // blob digest -> handler
+	gets           map[string]int                                          // blob digest -> GETs
+	faults         map[string]func(w http.ResponseWriter, r *http.Request) // blob digest -> handler
 }
 
 func newTestRegistry(t *testing.T) *testRegistry {
