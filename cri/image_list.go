@@ -41,7 +41,7 @@ func toCRIImage(img image.Image) *runtimeapi.Image {
 		Id:          img.ID,
 		RepoTags:    img.RepoTags,
 		RepoDigests: img.RepoDigests,
-		Size_:       img.Size,
+		Size:        img.Size,
 		Spec:        &runtimeapi.ImageSpec{Image: img.ID},
 		Pinned:      img.Pinned,
 	}
