@@ -1,0 +1,104 @@
+package images
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Epoch is the fixed time stamped on every tar entry, config and history
+// entry, so that a rebuild produces the same bytes and the same digests.
+var Epoch = time.Date(2024, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+// entry is one tar member before it is serialized.
+type entry struct {
+	hdr  tar.Header
+	data []byte
+}
+
+// tarBuilder collects tar members. Members are written either sorted by
+// name (hard links last, so their targets precede them) or, for hostile
+// layers whose attack depends on member order, in insertion order.
+type tarBuilder struct {
+	entries []entry
+	ordered bool // keep insertion order instead of sorting
+}
+
+func (b *tarBuilder) add(typ byte, name string, mode int64, uid, gid int, data []byte, link string) {
+	if typ == tar.TypeDir && !strings.HasSuffix(name, "/") {
+		name += "/"
+	}
+	b.entries = append(b.entries, entry{
+		hdr: tar.Header{
+			Typeflag: typ,
+			Name:     name,
+			Linkname: link,
+			Mode:     mode,
+			Uid:      uid,
+			Gid:      gid,
+			Size:     int64(len(data)),
+			ModTime:  Epoch,
+		},
+		data: data,
+	})
+}
+
+// dir adds a directory owned by root.
+func (b *tarBuilder) dir(name string, mode int64) { b.add(tar.TypeDir, name, mode, 0, 0, nil, "") }
+
+// file adds a regular file owned by root.
+func (b *tarBuilder) file(name string, mode int64, data []byte) {
+	b.add(tar.TypeReg, name, mode, 0, 0, data, "")
+}
+
+// symlink adds a symbolic link name -> target.
+func (b *tarBuilder) symlink(name, target string) {
+	b.add(tar.TypeSymlink, name, 0o777, 0, 0, nil, target)
+}
+
+// hardlink adds a hard link name to the member target.
+func (b *tarBuilder) hardlink(name, target string) {
+	b.add(tar.TypeLink, name, 0o644, 0, 0, nil, target)
+}
+
+// bytes serializes the members. A fixed ModTime and no
+// user/group names or access/change times keeps the output reproducible.
+func (b *tarBuilder) bytes() ([]byte, error) {
+	entries := append([]entry(nil), b.entries...)
+	if !b.ordered {
+		sort.SliceStable(entries, func(i, j int) bool {
+			li, lj := entries[i].hdr.Typeflag == tar.TypeLink, entries[j].hdr.Typeflag == tar.TypeLink
+			if li != lj {
+				return lj
+			}
+			return entries[i].hdr.Name < entries[j].hdr.Name
+		})
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		hdr := e.hdr
+		if err := tw.WriteHeader(&hdr); err != nil {
+			return nil, fmt.Errorf("write tar header %s: %w", hdr.Name, err)
+		}
+		if len(e.data) > 0 {
+			if _, err := tw.Write(e.data); err != nil {
+				return nil, fmt.Errorf("write tar member %s: %w", hdr.Name, err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("close tar: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+const (
+	tarDir     = tar.TypeDir
+	tarReg     = tar.TypeReg
+	tarSymlink = tar.TypeSymlink
+	tarLink    = tar.TypeLink
+)
