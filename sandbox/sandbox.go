@@ -75,6 +75,12 @@ type Manager struct {
 	podIDs     idIndex
 	containers map[string]*Container
 	ctrIDs     idIndex
+	// podNames maps a pod's metadata (podName) to its ID, so that a
+	// second pod with the same metadata is refused.
+	podNames map[string]string
+	// podCgroups are the pod cgroups berthd made; the last pod using one
+	// removes it.
+	podCgroups map[string]bool
 }
 
 // New opens the sandbox database and recovers pods and containers left by an
@@ -84,6 +90,9 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
+	}
+	if err := checkCgroupDriver(opts.Config.CgroupDriver); err != nil {
+		return nil, err
 	}
 	st, err := openStore(filepath.Join(opts.Root, "meta.db"))
 	if err != nil {
@@ -102,7 +111,10 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		podIDs:     idIndex{},
 		containers: map[string]*Container{},
 		ctrIDs:     idIndex{},
+		podNames:   map[string]string{},
+		podCgroups: map[string]bool{},
 	}
+	m.log.Info("cgroups", zap.String("version", cgroupVersion()), zap.String("driver", opts.Config.CgroupDriver))
 	if err := m.recoverPods(ctx); err != nil {
 		st.close()
 		return nil, fmt.Errorf("recover pods: %w", err)
@@ -117,9 +129,4 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 // Close releases the database. Containers keep running.
 func (m *Manager) Close() error { return m.store.close() }
 
-// MonitorMain is the "berth-monitor" role. It never returns.
-func MonitorMain() { panic("berth-monitor: not implemented") }
-
-// PodInitMain is the "berth-podinit" role: PID 1 of a pod-wide PID
-// namespace, reaping orphans. It never returns.
-func PodInitMain() { panic("berth-podinit: not implemented") }
+// MonitorMain, the "berth-monitor" role, is in monitor.go.

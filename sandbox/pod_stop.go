@@ -1,0 +1,79 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// StopPod stops every container of the pod (their stop signal, then
+// SIGKILL after the grace), ends berth-podinit and detaches the pod from
+// its network. The namespaces stay pinned until RemovePod. Stopping a
+// stopped pod does nothing.
+func (m *Manager) StopPod(ctx context.Context, id string) error {
+	p, err := m.podByID(id)
+	if err != nil {
+		return err
+	}
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	return m.stopPodLocked(ctx, p)
+}
+
+// stopPodLocked stops p; the caller holds p.lifecycle. Every step is
+// idempotent, so a stop that failed half-way is finished by the next one.
+func (m *Manager) stopPodLocked(ctx context.Context, p *Pod) error {
+	log := m.log.With(zap.String("sandbox", p.id))
+	// Not ready first, under m.mu: no container can join the pod from now.
+	m.mu.Lock()
+	p.mu.Lock()
+	p.state = podNotReady
+	rec := p.recordLocked()
+	p.mu.Unlock()
+	m.mu.Unlock()
+	if err := m.store.put(bucketPods, p.id, rec); err != nil {
+		return fmt.Errorf("store pod state: %w", err)
+	}
+
+	grace := time.Duration(m.cfg.StopTimeoutGrace) * time.Second
+	if err := m.stopPodContainers(ctx, p.id, grace); err != nil {
+		return fmt.Errorf("stop containers of pod %s: %w", p.id, err)
+	}
+	if p.init != nil {
+		if err := p.init.kill(); err != nil {
+			return err
+		}
+	}
+	if p.ns["net"] != "" {
+		if err := m.network.Teardown(ctx, m.cniPod(p)); err != nil {
+			return fmt.Errorf("tear down pod network: %w", err)
+		}
+	}
+	if shm := p.shmPath(); shm != "" {
+		if err := unpin(shm); err != nil {
+			return err
+		}
+	}
+	log.Info("pod stopped")
+	return nil
+}
+
+// watchPodInit marks the pod not ready when its berth-podinit exits while
+// the pod is ready: its PID namespace is dead, no container can join it.
+func (m *Manager) watchPodInit(p *Pod, i *podInit) {
+	<-i.exited
+	p.mu.Lock()
+	if p.state != podReady || p.init != i {
+		p.mu.Unlock()
+		return
+	}
+	p.state = podNotReady
+	rec := p.recordLocked()
+	p.mu.Unlock()
+	m.log.Warn("berth-podinit exited; pod is not ready", zap.String("sandbox", p.id), zap.Int("pid", i.pid))
+	if err := m.store.put(bucketPods, p.id, rec); err != nil {
+		m.log.Error("store pod state", zap.String("sandbox", p.id), zap.Error(err))
+	}
+}

@@ -1,0 +1,641 @@
+package integration
+
+// Pods: pinned namespaces without a pause process, the pod's files and
+// sysctls, its cgroup, the CRI pod calls and their filters, ID prefixes,
+// idempotent stop and remove, berth-podinit in PID mode POD, and recovery
+// after berthd is killed. Every test ends with the harness's leak check.
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-runtime/berth/cmd/berthd/config"
+	"github.com/berth-runtime/berth/test/harness"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// startPodDaemon starts a berthd with Berth's default CNI network, so that
+// pods get their own network namespace attached to a bridge.
+func startPodDaemon(t *testing.T) *harness.Daemon {
+	t.Helper()
+	return harness.Start(t, harness.WithConfig(func(c *config.Config) {
+		c.CNI.DefaultNetwork = true
+	}))
+}
+
+// podConfig is a minimal pod named name, in its own cgroup under the
+// daemon's test cgroup.
+func podConfig(d *harness.Daemon, name string) *runtimeapi.PodSandboxConfig {
+	return &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "default", Uid: "uid-" + name, Attempt: 1},
+		Hostname: name + "-host",
+		Labels:   map[string]string{"app": name},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			CgroupParent: d.CgroupParent(name),
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				// As kubelet sets it for pods that do not share their
+				// process namespace; the proto's zero value is POD.
+				NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER},
+			},
+		},
+	}
+}
+
+// hostNetwork puts a pod config on the host's network, IPC and PID
+// namespaces.
+func hostNetwork(cfg *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+	cfg.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{
+		Network: runtimeapi.NamespaceMode_NODE,
+		Ipc:     runtimeapi.NamespaceMode_NODE,
+		Pid:     runtimeapi.NamespaceMode_NODE,
+	}
+	return cfg
+}
+
+func mustRunPod(t *testing.T, d *harness.Daemon, cfg *runtimeapi.PodSandboxConfig) string {
+	t.Helper()
+	resp, err := d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		t.Fatalf("RunPodSandbox %s: %v", cfg.GetMetadata().GetName(), err)
+	}
+	return resp.PodSandboxId
+}
+
+func mustStopPod(t *testing.T, d *harness.Daemon, id string) {
+	t.Helper()
+	if _, err := d.Runtime.StopPodSandbox(ctxFor(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatalf("StopPodSandbox %s: %v", id, err)
+	}
+}
+
+func mustRemovePod(t *testing.T, d *harness.Daemon, id string) {
+	t.Helper()
+	if _, err := d.Runtime.RemovePodSandbox(ctxFor(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatalf("RemovePodSandbox %s: %v", id, err)
+	}
+}
+
+func mustPodStatus(t *testing.T, d *harness.Daemon, id string) *runtimeapi.PodSandboxStatusResponse {
+	t.Helper()
+	st, err := d.Runtime.PodSandboxStatus(ctxFor(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id, Verbose: true})
+	if err != nil {
+		t.Fatalf("PodSandboxStatus %s: %v", id, err)
+	}
+	return st
+}
+
+// podVerbose is the part of verbose PodSandboxStatus info the tests read.
+type podVerbose struct {
+	Namespaces map[string]string `json:"namespaces"`
+	Cgroup     string            `json:"cgroup"`
+	InitPid    int               `json:"initPid"`
+	Files      map[string]string `json:"files"`
+}
+
+func mustPodVerbose(t *testing.T, d *harness.Daemon, id string) podVerbose {
+	t.Helper()
+	var v podVerbose
+	info := mustPodStatus(t, d, id).Info["info"]
+	if err := json.Unmarshal([]byte(info), &v); err != nil {
+		t.Fatalf("verbose PodSandboxStatus info of %s is not JSON: %v\n%s", id, err, info)
+	}
+	return v
+}
+
+// pinDir is where berthd pins pod id's namespaces.
+func pinDir(d *harness.Daemon, id string) string { return filepath.Join(d.State, "pods", id, "ns") }
+
+// mustNsenter runs a command in the namespaces given as nsenter flags
+// (--net=PATH ...) and returns its trimmed output.
+func mustNsenter(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("nsenter", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nsenter %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// nsInode is the inode of a namespace file: equal inodes, same namespace.
+func nsInode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func isNamespaceFile(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
+}
+
+func TestPodPinsItsOwnNamespacesWithItsHostnameAndNoProcess(t *testing.T) {
+	d := startPodDaemon(t)
+	id := mustRunPod(t, d, podConfig(d, "pod-a"))
+	for _, kind := range []string{"net", "ipc", "uts"} {
+		pin := filepath.Join(pinDir(d, id), kind)
+		if !isNamespaceFile(pin) {
+			t.Fatalf("%s is not a pinned namespace", pin)
+		}
+		if nsInode(t, pin) == nsInode(t, "/proc/self/ns/"+kind) {
+			t.Errorf("pod's %s namespace is the host's", kind)
+		}
+	}
+	if got := mustNsenter(t, "--uts="+filepath.Join(pinDir(d, id), "uts"), "hostname"); got != "pod-a-host" {
+		t.Errorf("hostname in the pod's UTS namespace = %q, want pod-a-host", got)
+	}
+	if got := mustNsenter(t, "--net="+filepath.Join(pinDir(d, id), "net"), "ip", "-o", "link", "show", "lo"); !strings.Contains(got, "UP") {
+		t.Errorf("loopback in the pod's network namespace is not up: %s", got)
+	}
+	if v := mustPodVerbose(t, d, id); v.InitPid != 0 {
+		t.Errorf("a pod in PID mode CONTAINER has a process: initPid %d", v.InitPid)
+	}
+	mustStopPod(t, d, id)
+	mustRemovePod(t, d, id)
+	if _, err := os.Stat(filepath.Join(d.State, "pods", id)); !os.IsNotExist(err) {
+		t.Errorf("pod state dir still there after RemovePodSandbox: %v", err)
+	}
+}
+
+func TestTwoPodsShareNoNamespace(t *testing.T) {
+	d := startPodDaemon(t)
+	a := mustRunPod(t, d, podConfig(d, "pod-a"))
+	b := mustRunPod(t, d, podConfig(d, "pod-b"))
+	for _, kind := range []string{"net", "ipc", "uts"} {
+		if nsInode(t, filepath.Join(pinDir(d, a), kind)) == nsInode(t, filepath.Join(pinDir(d, b), kind)) {
+			t.Errorf("pods %s and %s share a %s namespace", a, b, kind)
+		}
+	}
+	// A System V shared memory segment made in one pod's IPC namespace is
+	// not seen in the other's.
+	mustNsenter(t, "--ipc="+filepath.Join(pinDir(d, a), "ipc"), "python3", "-c",
+		"import ctypes; libc = ctypes.CDLL(None); assert libc.shmget(0x4242, 4096, 0o1600) >= 0")
+	if got := mustNsenter(t, "--ipc="+filepath.Join(pinDir(d, b), "ipc"), "ipcs", "-m"); strings.Contains(got, "0x00004242") {
+		t.Errorf("pod b sees pod a's shared memory segment:\n%s", got)
+	}
+	if got := mustNsenter(t, "--ipc="+filepath.Join(pinDir(d, a), "ipc"), "ipcs", "-m"); !strings.Contains(got, "0x00004242") {
+		t.Errorf("pod a does not see its own shared memory segment:\n%s", got)
+	}
+	mustRemovePod(t, d, a)
+	mustRemovePod(t, d, b)
+}
+
+func TestPodSysctlsAreSetInsideThePodOnly(t *testing.T) {
+	d := startPodDaemon(t)
+	cfg := podConfig(d, "pod-a")
+	cfg.Linux.Sysctls = map[string]string{
+		"net.ipv4.ip_unprivileged_port_start": "80",
+		"kernel.shmmni":                       "1234",
+	}
+	id := mustRunPod(t, d, cfg)
+	for _, c := range []struct{ ns, file, want string }{
+		{"--net", "/proc/sys/net/ipv4/ip_unprivileged_port_start", "80"},
+		{"--ipc", "/proc/sys/kernel/shmmni", "1234"},
+	} {
+		kind := strings.TrimPrefix(c.ns, "--")
+		if got := mustNsenter(t, c.ns+"="+filepath.Join(pinDir(d, id), kind), "cat", c.file); got != c.want {
+			t.Errorf("%s in the pod = %q, want %q", c.file, got, c.want)
+		}
+		host, _ := os.ReadFile(c.file)
+		if strings.TrimSpace(string(host)) == c.want {
+			t.Errorf("%s on the host is the pod's value %q", c.file, c.want)
+		}
+	}
+	mustRemovePod(t, d, id)
+}
+
+func TestPodFilesFollowTheDNSConfigAndHostname(t *testing.T) {
+	d := startPodDaemon(t)
+	cfg := podConfig(d, "pod-a")
+	cfg.DnsConfig = &runtimeapi.DNSConfig{
+		Servers:  []string{"10.96.0.10"},
+		Searches: []string{"default.svc.cluster.local", "svc.cluster.local"},
+		Options:  []string{"ndots:5"},
+	}
+	id := mustRunPod(t, d, cfg)
+	v := mustPodVerbose(t, d, id)
+	read := func(path string) string {
+		t.Helper()
+		b, err := os.ReadFile(v.Files[path])
+		if err != nil {
+			t.Fatalf("pod file for %s: %v", path, err)
+		}
+		return string(b)
+	}
+	wantResolv := "search default.svc.cluster.local svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
+	if got := read("/etc/resolv.conf"); got != wantResolv {
+		t.Errorf("resolv.conf = %q, want %q", got, wantResolv)
+	}
+	if got := read("/etc/hostname"); got != "pod-a-host\n" {
+		t.Errorf("hostname file = %q, want pod-a-host", got)
+	}
+	st := mustPodStatus(t, d, id).Status
+	hosts := read("/etc/hosts")
+	if !strings.Contains(hosts, "127.0.0.1\tlocalhost") || !strings.Contains(hosts, st.GetNetwork().GetIp()+"\tpod-a-host") {
+		t.Errorf("hosts file lacks localhost or the pod's name on its IP %s:\n%s", st.GetNetwork().GetIp(), hosts)
+	}
+	var shm unix.Statfs_t
+	if err := unix.Statfs(v.Files["/dev/shm"], &shm); err != nil || shm.Type != unix.TMPFS_MAGIC {
+		t.Errorf("pod /dev/shm %s is not a tmpfs: %v", v.Files["/dev/shm"], err)
+	} else if size := shm.Blocks * uint64(shm.Bsize); size != 64<<20 {
+		t.Errorf("pod /dev/shm size = %d, want 64 MiB", size)
+	}
+	mustRemovePod(t, d, id)
+}
+
+// cgroupFile is a file of the pod cgroup at parent for the memory
+// controller, on the host's cgroup version.
+func memoryLimitFile(parent string) string {
+	var st unix.Statfs_t
+	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return filepath.Join("/sys/fs/cgroup", parent, "memory.max")
+	}
+	return filepath.Join("/sys/fs/cgroup/memory", parent, "memory.limit_in_bytes")
+}
+
+func TestPodCgroupGetsResourcesPlusOverheadAndGoesWithThePod(t *testing.T) {
+	d := startPodDaemon(t)
+	cfg := podConfig(d, "pod-a")
+	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}
+	cfg.Linux.Overhead = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 16 << 20}
+	id := mustRunPod(t, d, cfg)
+	file := memoryLimitFile(cfg.Linux.CgroupParent)
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("pod cgroup: %v", err)
+	}
+	if want := strconv.Itoa(80 << 20); strings.TrimSpace(string(got)) != want {
+		t.Errorf("%s = %s, want %s (resources + overhead)", file, got, want)
+	}
+	if v := mustPodVerbose(t, d, id); v.Cgroup != cfg.Linux.CgroupParent {
+		t.Errorf("pod cgroup = %q, want its cgroup_parent %q", v.Cgroup, cfg.Linux.CgroupParent)
+	}
+	mustRemovePod(t, d, id)
+	if _, err := os.Stat(filepath.Dir(file)); !os.IsNotExist(err) {
+		t.Errorf("pod cgroup %s is still there after RemovePodSandbox: %v", filepath.Dir(file), err)
+	}
+}
+
+func TestHostNamespacePodUsesTheHostsNamespacesAndName(t *testing.T) {
+	d := startPodDaemon(t)
+	cfg := hostNetwork(podConfig(d, "pod-host"))
+	id := mustRunPod(t, d, cfg)
+	for _, kind := range []string{"net", "ipc", "uts", "pid"} {
+		if _, err := os.Stat(filepath.Join(pinDir(d, id), kind)); !os.IsNotExist(err) {
+			t.Errorf("host-namespace pod has a %s pin: %v", kind, err)
+		}
+	}
+	st := mustPodStatus(t, d, id)
+	if got := st.Status.GetLinux().GetNamespaces().GetOptions(); got.GetNetwork() != runtimeapi.NamespaceMode_NODE ||
+		got.GetIpc() != runtimeapi.NamespaceMode_NODE || got.GetPid() != runtimeapi.NamespaceMode_NODE {
+		t.Errorf("status namespace options = %v, want NODE for network, IPC and PID", got)
+	}
+	host, _ := os.Hostname()
+	v := mustPodVerbose(t, d, id)
+	if b, _ := os.ReadFile(v.Files["/etc/hostname"]); string(b) != "pod-host-host\n" {
+		t.Errorf("host-network pod's hostname file = %q, want its configured hostname", b)
+	}
+	if _, ok := v.Files["/dev/shm"]; ok {
+		t.Errorf("host-IPC pod has its own /dev/shm %s", v.Files["/dev/shm"])
+	}
+	if out, _ := os.Hostname(); out != host {
+		t.Errorf("the host was renamed to %q", out)
+	}
+	mustRemovePod(t, d, id)
+}
+
+func TestPodStatusAndListReportThePod(t *testing.T) {
+	d := startPodDaemon(t)
+	a := podConfig(d, "pod-a")
+	a.Annotations = map[string]string{"note": "a"}
+	a.Labels["tier"] = "front"
+	idA := mustRunPod(t, d, a)
+	idB := mustRunPod(t, d, podConfig(d, "pod-b"))
+	mustStopPod(t, d, idB)
+
+	st := mustPodStatus(t, d, idA)
+	s := st.Status
+	if s.Id != idA || s.State != runtimeapi.PodSandboxState_SANDBOX_READY || s.CreatedAt == 0 ||
+		s.GetMetadata().GetName() != "pod-a" || s.Labels["tier"] != "front" || s.Annotations["note"] != "a" ||
+		s.RuntimeHandler != "berth" || s.GetNetwork().GetIp() == "" {
+		t.Errorf("PodSandboxStatus = %v", s)
+	}
+	if s := mustPodStatus(t, d, idB).Status; s.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
+		t.Errorf("stopped pod state = %v, want NOTREADY", s.State)
+	}
+
+	ids := func(f *runtimeapi.PodSandboxFilter) string {
+		t.Helper()
+		resp, err := d.Runtime.ListPodSandbox(ctxFor(t), &runtimeapi.ListPodSandboxRequest{Filter: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range resp.Items {
+			switch p.Id {
+			case idA:
+				out = append(out, "a")
+			case idB:
+				out = append(out, "b")
+			default:
+				out = append(out, p.Id)
+			}
+		}
+		if len(out) == 2 && out[0] == "b" {
+			out[0], out[1] = out[1], out[0]
+		}
+		return strings.Join(out, ",")
+	}
+	for _, c := range []struct {
+		name   string
+		filter *runtimeapi.PodSandboxFilter
+		want   string
+	}{
+		{"no filter lists every pod", nil, "a,b"},
+		{"an ID lists its pod", &runtimeapi.PodSandboxFilter{Id: idB}, "b"},
+		{"an ID prefix lists its pod", &runtimeapi.PodSandboxFilter{Id: idA[:12]}, "a"},
+		{"an unknown ID lists nothing", &runtimeapi.PodSandboxFilter{Id: "ffffnotapod"}, ""},
+		{"state ready lists the ready pod", &runtimeapi.PodSandboxFilter{State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY}}, "a"},
+		{"state not ready lists the stopped pod", &runtimeapi.PodSandboxFilter{State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_NOTREADY}}, "b"},
+		{"a label selector lists the pods with all its labels", &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"app": "pod-a", "tier": "front"}}, "a"},
+		{"a label selector no pod matches lists nothing", &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"app": "pod-a", "tier": "back"}}, ""},
+	} {
+		if got := ids(c.filter); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+	mustRemovePod(t, d, idA)
+	mustRemovePod(t, d, idB)
+}
+
+func TestPodIDPrefixesWorkAndAmbiguousOnesAreRefused(t *testing.T) {
+	d := startPodDaemon(t)
+	// Host-network pods until two IDs share their first digit.
+	byFirst := map[byte]string{}
+	var all []string
+	var a, b string
+	for i := 0; a == ""; i++ {
+		id := mustRunPod(t, d, hostNetwork(podConfig(d, fmt.Sprintf("pod-%d", i))))
+		all = append(all, id)
+		if other, ok := byFirst[id[0]]; ok {
+			a, b = other, id
+		}
+		byFirst[id[0]] = id
+	}
+	if got := mustPodStatus(t, d, a[:10]).Status.Id; got != a {
+		t.Errorf("PodSandboxStatus of prefix %s = pod %s, want %s", a[:10], got, a)
+	}
+	_, err := d.Runtime.PodSandboxStatus(ctxFor(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: a[:1]})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "ambiguous") {
+		t.Errorf("PodSandboxStatus of ambiguous prefix %s (pods %s and %s): %v, want InvalidArgument saying ambiguous", a[:1], a, b, err)
+	}
+	if _, err := d.Runtime.StopPodSandbox(ctxFor(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: a[:1]}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("StopPodSandbox of an ambiguous prefix: %v, want InvalidArgument", err)
+	}
+	if _, err := d.Runtime.PodSandboxStatus(ctxFor(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: "notapod"}); status.Code(err) != codes.NotFound {
+		t.Errorf("PodSandboxStatus of an unknown ID: %v, want NotFound", err)
+	}
+	mustStopPod(t, d, b[:10])
+	for _, id := range all {
+		mustRemovePod(t, d, id[:10])
+	}
+}
+
+func TestStopAndRemovePodAreIdempotent(t *testing.T) {
+	d := startPodDaemon(t)
+	cfg := podConfig(d, "pod-a")
+	id := mustRunPod(t, d, cfg)
+	mustStopPod(t, d, id)
+	mustStopPod(t, d, id)
+	mustRemovePod(t, d, id)
+	mustRemovePod(t, d, id)
+	if _, err := d.Runtime.PodSandboxStatus(ctxFor(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id}); status.Code(err) != codes.NotFound {
+		t.Errorf("PodSandboxStatus after removal: %v, want NotFound", err)
+	}
+	// Without a stop first, RemovePodSandbox stops the pod itself.
+	id = mustRunPod(t, d, cfg)
+	mustRemovePod(t, d, id)
+	if _, err := os.Stat(filepath.Join(d.State, "pods", id)); !os.IsNotExist(err) {
+		t.Errorf("pod state dir still there: %v", err)
+	}
+}
+
+func TestSecondPodWithTheSameMetadataIsAlreadyExists(t *testing.T) {
+	d := startPodDaemon(t)
+	cfg := hostNetwork(podConfig(d, "pod-a"))
+	id := mustRunPod(t, d, cfg)
+	_, err := d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if status.Code(err) != codes.AlreadyExists {
+		t.Errorf("second RunPodSandbox with the same metadata: %v, want AlreadyExists", err)
+	}
+	mustRemovePod(t, d, id)
+	// Once removed, the name is free again.
+	mustRemovePod(t, d, mustRunPod(t, d, cfg))
+}
+
+func TestRunPodSandboxRefusesBadConfigsAndLeavesNothing(t *testing.T) {
+	d := startPodDaemon(t)
+	for _, c := range []struct {
+		name    string
+		edit    func(*runtimeapi.PodSandboxConfig)
+		handler string
+		want    codes.Code
+	}{
+		{name: "a config without metadata", edit: func(c *runtimeapi.PodSandboxConfig) { c.Metadata = nil }, want: codes.InvalidArgument},
+		{name: "metadata without a name", edit: func(c *runtimeapi.PodSandboxConfig) { c.Metadata.Name = "" }, want: codes.InvalidArgument},
+		{name: "a sysctl of the whole host", edit: func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux.Sysctls = map[string]string{"kernel.panic": "1"}
+		}, want: codes.InvalidArgument},
+		{name: "a sysctl that does not exist", edit: func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux.Sysctls = map[string]string{"net.ipv4.no_such_sysctl": "1"}
+		}, want: codes.InvalidArgument},
+		{name: "a network sysctl on the host network", edit: func(c *runtimeapi.PodSandboxConfig) {
+			hostNetwork(c)
+			c.Linux.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
+		}, want: codes.InvalidArgument},
+		{name: "PID mode TARGET for a pod", edit: func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_TARGET
+		}, want: codes.InvalidArgument},
+		{name: "an unknown runtime handler", handler: "nosuch", want: codes.InvalidArgument},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := podConfig(d, "pod-bad")
+			if c.edit != nil {
+				c.edit(cfg)
+			}
+			_, err := d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: c.handler})
+			if status.Code(err) != c.want {
+				t.Fatalf("RunPodSandbox: %v, want %v", err, c.want)
+			}
+		})
+	}
+	entries, _ := os.ReadDir(filepath.Join(d.State, "pods"))
+	if len(entries) > 0 {
+		t.Errorf("refused pods left state dirs: %v", entries)
+	}
+	resp, err := d.Runtime.ListPodSandbox(ctxFor(t), &runtimeapi.ListPodSandboxRequest{})
+	if err != nil || len(resp.Items) != 0 {
+		t.Errorf("refused pods are listed: %v %v", resp, err)
+	}
+}
+
+// childrenOf lists the processes whose parent is pid, zombies included,
+// as their /proc stat lines.
+func childrenOf(pid int) []string {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var out []string
+	for _, dir := range dirs {
+		stat, err := os.ReadFile(dir + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, strings.TrimSpace(s))
+		}
+	}
+	return out
+}
+
+// waitGone waits until process pid has exited and been reaped.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d is still there: %s", pid, stat)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// nsPid reads the NSpid line of a process: its pid in each PID namespace
+// it is in, outermost first.
+func nsPid(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			return strings.Fields(f)
+		}
+	}
+	t.Fatalf("no NSpid in /proc/%d/status", pid)
+	return nil
+}
+
+func TestPodPIDModePodRunsAReaperAsPID1UntilStop(t *testing.T) {
+	d := startPodDaemon(t)
+	cfg := podConfig(d, "pod-a")
+	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+	id := mustRunPod(t, d, cfg)
+	v := mustPodVerbose(t, d, id)
+	if v.InitPid == 0 {
+		t.Fatal("pod in PID mode POD reports no init process")
+	}
+	if got := nsPid(t, v.InitPid); len(got) != 2 || got[1] != "1" {
+		t.Errorf("berth-podinit NSpid = %v, want PID 1 in a namespace of its own", got)
+	}
+	pin := filepath.Join(pinDir(d, id), "pid")
+	if nsInode(t, pin) != nsInode(t, fmt.Sprintf("/proc/%d/ns/pid", v.InitPid)) {
+		t.Errorf("pid pin %s is not berth-podinit's PID namespace", pin)
+	}
+	if nsInode(t, fmt.Sprintf("/proc/%d/ns/net", v.InitPid)) != nsInode(t, filepath.Join(pinDir(d, id), "net")) {
+		t.Errorf("berth-podinit is not in the pod's network namespace")
+	}
+	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", v.InitPid))
+	if !strings.Contains(string(cg), cfg.Linux.CgroupParent) {
+		t.Errorf("berth-podinit is not in the pod cgroup %s:\n%s", cfg.Linux.CgroupParent, cg)
+	}
+	// It reaps: an orphan left in its namespace does not stay a zombie.
+	mustNsenter(t, "--pid="+pin, "--", "sh", "-c", "sh -c 'sleep 0.2 &' ; exit 0")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := childrenOf(v.InitPid)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("berth-podinit has not reaped its children: %v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mustStopPod(t, d, id)
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", v.InitPid)); !os.IsNotExist(err) {
+		t.Errorf("berth-podinit %d is still there after StopPodSandbox", v.InitPid)
+	}
+	if s := mustPodStatus(t, d, id).Status; s.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
+		t.Errorf("state after stop = %v", s.State)
+	}
+	mustRemovePod(t, d, id)
+}
+
+func TestPodsSurviveBerthdSIGKILLAndRestart(t *testing.T) {
+	d := startPodDaemon(t)
+	pidCfg := podConfig(d, "pod-pid")
+	pidCfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+	ready := mustRunPod(t, d, podConfig(d, "pod-ready"))
+	withInit := mustRunPod(t, d, pidCfg)
+	stopped := mustRunPod(t, d, podConfig(d, "pod-stopped"))
+	mustStopPod(t, d, stopped)
+	initPid := mustPodVerbose(t, d, withInit).InitPid
+	netPin := filepath.Join(pinDir(d, ready), "net")
+	netIno := nsInode(t, netPin)
+
+	d.Kill(t)
+	d.Restart(t)
+
+	want := map[string]runtimeapi.PodSandboxState{
+		ready:    runtimeapi.PodSandboxState_SANDBOX_READY,
+		withInit: runtimeapi.PodSandboxState_SANDBOX_READY,
+		stopped:  runtimeapi.PodSandboxState_SANDBOX_NOTREADY,
+	}
+	resp, err := d.Runtime.ListPodSandbox(ctxFor(t), &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Items) != len(want) {
+		t.Errorf("after restart %d pods are listed, want %d", len(resp.Items), len(want))
+	}
+	for _, p := range resp.Items {
+		if w, ok := want[p.Id]; !ok || p.State != w {
+			t.Errorf("after restart pod %s (%s) is %v, want %v", p.Id, p.GetMetadata().GetName(), p.State, w)
+		}
+	}
+	if nsInode(t, netPin) != netIno {
+		t.Errorf("network namespace pin of pod %s changed across the restart", ready)
+	}
+	if got := mustPodVerbose(t, d, withInit).InitPid; got != initPid {
+		t.Errorf("berth-podinit after restart = %d, want %d", got, initPid)
+	}
+	// The same metadata is still taken.
+	if _, err := d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: podConfig(d, "pod-ready")}); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("RunPodSandbox of a recovered pod's metadata: %v, want AlreadyExists", err)
+	}
+	mustStopPod(t, d, withInit)
+	// berthd is no longer its parent: the host's init reaps it, in its
+	// own time.
+	waitGone(t, initPid)
+	for id := range want {
+		mustRemovePod(t, d, id)
+	}
+}
