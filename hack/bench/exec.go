@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/berth-runtime/berth/hack/bench/report"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// execSync runs `true` in p's container -execs times, one after another,
+// as kubelet's exec probes do, and records p50 and p99.
+func (r *runner) execSync(ctx context.Context, p pod) error {
+	ms, err := r.execTrue(ctx, p, r.o.execs)
+	if err != nil {
+		return err
+	}
+	r.out.Set("exec_sync.p50", report.Percentile(ms, 50))
+	r.out.Set("exec_sync.p99", report.Percentile(ms, 99))
+	return nil
+}
+
+// execTrue runs `true` n times in p's container and returns each call's
+// milliseconds.
+func (r *runner) execTrue(ctx context.Context, p pod, n int) ([]float64, error) {
+	var ms []float64
+	for i := 0; i < n; i++ {
+		var resp *runtimeapi.ExecSyncResponse
+		d, err := timed(ctx, func(ctx context.Context) error {
+			var err error
+			resp, err = r.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: p.container, Cmd: []string{"true"}, Timeout: 10})
+			return err
+		})
+		if err != nil {
+			return ms, fmt.Errorf("ExecSync %d: %w", i, err)
+		}
+		if resp.ExitCode != 0 {
+			return ms, fmt.Errorf("ExecSync %d: true exited %d: %s", i, resp.ExitCode, resp.Stderr)
+		}
+		ms = append(ms, report.Millis(d))
+	}
+	return ms, nil
+}
+
+// lists calls ListPodSandbox, ListContainers and ListContainerStats with
+// no filter, as kubelet's relist and stats provider do, -lists times each
+// (interleaved), and records p50 and p99 of each. Every call must see all
+// n pods.
+func (r *runner) lists(ctx context.Context, n int) error {
+	samples := map[string][]float64{}
+	for i := 0; i < r.o.lists; i++ {
+		for _, c := range r.listCalls(n) {
+			d, err := timed(ctx, c.call)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			samples[c.name] = append(samples[c.name], report.Millis(d))
+		}
+	}
+	for name, ms := range samples {
+		r.out.Set("list."+name+".p50", report.Percentile(ms, 50))
+		r.out.Set("list."+name+".p99", report.Percentile(ms, 99))
+	}
+	return nil
+}
+
+type listCall struct {
+	name string
+	call func(context.Context) error
+}
+
+// listCalls are the calls a kubelet makes every second, each checking
+// that it saw at least n pods or containers.
+func (r *runner) listCalls(n int) []listCall {
+	atLeast := func(what string, got int) error {
+		if got < n {
+			return fmt.Errorf("%d %s listed, want at least %d", got, what, n)
+		}
+		return nil
+	}
+	return []listCall{
+		{"pod_sandbox", func(ctx context.Context) error {
+			resp, err := r.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+			if err != nil {
+				return err
+			}
+			return atLeast("pods", len(resp.Items))
+		}},
+		{"containers", func(ctx context.Context) error {
+			resp, err := r.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+			if err != nil {
+				return err
+			}
+			return atLeast("containers", len(resp.Containers))
+		}},
+		{"container_stats", func(ctx context.Context) error {
+			resp, err := r.rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{})
+			if err != nil {
+				return err
+			}
+			return atLeast("container stats", len(resp.Stats))
+		}},
+	}
+}
+
+// poll calls the list calls once a second until the window ends, like
+// kubelet's PLEG relist and stats provider; the first error ends it. Calls
+// run on ctx, not on the window, so that none is cut short.
+func (r *runner) poll(ctx context.Context, n int, window time.Duration) error {
+	end := time.Now().Add(window)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		for _, c := range r.listCalls(n) {
+			if _, err := timed(ctx, c.call); err != nil {
+				return fmt.Errorf("poll %s: %w", c.name, err)
+			}
+		}
+		left := time.Until(end)
+		if left <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(left):
+			return nil
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,75 @@
+package report
+
+import "fmt"
+
+// Goal is a target from the benchmark issue. A ratio goal holds Berth's
+// median to at most (or, when Strict, below) Limit times containerd's; an
+// absolute goal holds Berth's median itself to Limit.
+type Goal struct {
+	Text   string
+	Figure string
+	Ratio  bool
+	Strict bool // below Limit rather than at most
+	Limit  float64
+}
+
+// GoalResult is a goal checked against a result.
+type GoalResult struct {
+	Goal   string `json:"goal"`
+	Figure string `json:"figure"`
+	// Met is nil when a figure it needs is missing.
+	Met    *bool  `json:"met"`
+	Detail string `json:"detail"`
+}
+
+// Goals are the issue's targets for Berth on this machine.
+var Goals = []Goal{
+	{Text: "pod start p50 (one after another) at most 0.5 × containerd's", Figure: "pod_start.seq.total.p50", Ratio: true, Limit: 0.5},
+	{Text: "pod start p50 (10 at a time) at most 0.5 × containerd's", Figure: "pod_start.par.total.p50", Ratio: true, Limit: 0.5},
+	{Text: "ExecSync p50 at most 0.25 × containerd's", Figure: "exec_sync.p50", Ratio: true, Limit: 0.25},
+	{Text: "per-pod runtime memory at most 0.25 × containerd's", Figure: "memory.per_pod", Ratio: true, Limit: 0.25},
+	{Text: "daemon RSS with the pods below containerd's", Figure: "memory.daemon_pods", Ratio: true, Strict: true, Limit: 1},
+	{Text: "cold pull of the large image at most 0.8 × containerd's", Figure: "pull.large.wall", Ratio: true, Limit: 0.8},
+	{Text: "the sibling image pulls only its 2 new layers", Figure: "pull.sibling.layers_fetched", Limit: 2},
+	{Text: "ListPodSandbox p99 under 5 ms", Figure: "list.pod_sandbox.p99", Strict: true, Limit: 5},
+	{Text: "ListContainers p99 under 5 ms", Figure: "list.containers.p99", Strict: true, Limit: 5},
+	{Text: "ListContainerStats p99 under 5 ms", Figure: "list.container_stats.p99", Strict: true, Limit: 5},
+}
+
+// Check holds each goal against r.
+func Check(r *Result, goals []Goal) []GoalResult {
+	out := make([]GoalResult, 0, len(goals))
+	for _, g := range goals {
+		gr := GoalResult{Goal: g.Text, Figure: g.Figure}
+		row, ok := r.Row(g.Figure)
+		var have *float64
+		if ok {
+			if g.Ratio {
+				have = row.Ratio
+			} else {
+				have = row.Median[Berth]
+			}
+		}
+		if have == nil {
+			gr.Detail = "not measured"
+			out = append(out, gr)
+			continue
+		}
+		met := *have <= g.Limit
+		if g.Strict {
+			met = *have < g.Limit
+		}
+		gr.Met = &met
+		what := fmt.Sprintf("%.3g %s", *have, row.Unit)
+		if g.Ratio {
+			what = fmt.Sprintf("ratio %.3g", *have)
+		}
+		if met {
+			gr.Detail = what
+		} else {
+			gr.Detail = fmt.Sprintf("%s, limit %.3g: %.0f%% over", what, g.Limit, (*have/g.Limit-1)*100)
+		}
+		out = append(out, gr)
+	}
+	return out
+}
