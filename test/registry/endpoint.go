@@ -2,6 +2,7 @@ package registry
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -123,18 +124,28 @@ func (e *endpoint) TokenRequests() (requests, issued int) {
 // push writes img (a v1.Image or v1.ImageIndex) to host/ref, failing t on error.
 func push(t testing.TB, host, ref string, img any, opts ...remote.Option) {
 	t.Helper()
+	if err := write(host, ref, img, opts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// write writes img (a v1.Image or v1.ImageIndex) to host/ref.
+func write(host, ref string, img any, opts ...remote.Option) error {
 	full := host + "/" + ref
 	r, err := name.ParseReference(full, name.Insecure)
 	if err != nil {
-		t.Fatalf("parse reference %q: %v", full, err)
+		return fmt.Errorf("parse reference %q: %w", full, err)
 	}
 	switch v := img.(type) {
 	case v1.Image:
 		err = remote.Write(r, v, opts...)
 	case v1.ImageIndex:
 		err = remote.WriteIndex(r, v, opts...)
+	default:
+		err = fmt.Errorf("cannot push a %T", img)
 	}
 	if err != nil {
-		t.Fatalf("push %s: %v", full, err)
+		return fmt.Errorf("push %s: %w", full, err)
 	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ type Registry struct {
 	srv     *httptest.Server // what clients under test use
 	admin   *httptest.Server // raw registry, for Push
 	closing chan struct{}    // closed at cleanup; releases hanging requests
+	tlsDir  string           // CA and certificate files, with WithTLS
 
 	mu        sync.Mutex
 	blobs     map[v1.Hash]int // authorized GETs per blob digest
@@ -32,9 +34,21 @@ type Registry struct {
 	faults    map[v1.Hash]*fault
 }
 
-// Start starts a registry for the test and stops it at cleanup.
+// Start starts a registry on a free loopback port for the test and closes
+// it at cleanup.
 func Start(t testing.TB, opts ...Option) *Registry {
 	t.Helper()
+	r, err := Listen("127.0.0.1:0", opts...)
+	if err != nil {
+		t.Fatalf("start registry: %v", err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// Listen starts a registry on addr (host:port; tests use Start). The
+// caller must Close it.
+func Listen(addr string, opts ...Option) (_ *Registry, retErr error) {
 	var cfg config
 	for _, o := range opts {
 		o(&cfg)
@@ -49,9 +63,19 @@ func Start(t testing.TB, opts ...Option) *Registry {
 		faults:    map[v1.Hash]*fault{},
 	}
 	if cfg.tls {
-		st, err := newServerTLS(t.TempDir())
+		dir, err := os.MkdirTemp("", "berth-registry-tls-")
 		if err != nil {
-			t.Fatalf("registry TLS: %v", err)
+			return nil, err
+		}
+		r.tlsDir = dir
+		defer func() {
+			if retErr != nil {
+				os.RemoveAll(dir)
+			}
+		}()
+		st, err := newServerTLS(dir)
+		if err != nil {
+			return nil, fmt.Errorf("registry TLS: %w", err)
 		}
 		r.tls, r.scheme = st, "https"
 	}
@@ -60,32 +84,31 @@ func Start(t testing.TB, opts ...Option) *Registry {
 	if cfg.bearer {
 		ts, err := newTokenServer(cfg.tokenUser, cfg.tokenPass)
 		if err != nil {
-			t.Fatalf("token server: %v", err)
+			return nil, fmt.Errorf("token server: %w", err)
 		}
 		r.tokens = ts
 		// The token server shares the registry's listener: go-containerregistry
 		// refuses realms on other loopback ports (SSRF protection).
 		mux.Handle("/token", ts)
 	}
-	r.srv = r.serve(t, mux)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	r.srv = httptest.NewUnstartedServer(mux)
+	r.srv.Listener.Close()
+	r.srv.Listener = l
+	r.srv.Config.ErrorLog = quiet
+	if r.tls != nil {
+		r.srv.TLS = tlsServerConfig(r.tls)
+		r.srv.StartTLS()
+	} else {
+		r.srv.Start()
+	}
 	r.host = hostOf(r.srv)
 	r.tokenHost = r.host
 	r.admin = httptest.NewServer(inner)
-	t.Cleanup(r.Close)
-	return r
-}
-
-// serve starts h on 127.0.0.1, with TLS if configured.
-func (r *Registry) serve(t testing.TB, h http.Handler) *httptest.Server {
-	s := httptest.NewUnstartedServer(h)
-	s.Config.ErrorLog = log.New(io.Discard, "", 0)
-	if r.tls == nil {
-		s.Start()
-		return s
-	}
-	s.TLS = tlsServerConfig(r.tls)
-	s.StartTLS()
-	return s
+	return r, nil
 }
 
 func hostOf(s *httptest.Server) string {
@@ -93,7 +116,8 @@ func hostOf(s *httptest.Server) string {
 }
 
 // Close stops the registry, first releasing requests held by FaultHang and
-// FaultStall. Start registers it with t.Cleanup; calling it twice is fine.
+// FaultStall, and removes its TLS files. Start registers it with t.Cleanup;
+// calling it twice is fine.
 func (r *Registry) Close() {
 	r.mu.Lock()
 	select {
@@ -106,21 +130,41 @@ func (r *Registry) Close() {
 	r.mu.Unlock()
 	r.srv.Close()
 	r.admin.Close()
+	if r.tlsDir != "" {
+		os.RemoveAll(r.tlsDir)
+	}
 }
 
 // Push writes img to ref ("name:tag" or "name@digest") and returns its full
-// reference in this registry (Ref(ref)).
+// reference in this registry (Ref(ref)). It fails t on error.
 func (r *Registry) Push(t testing.TB, ref string, img v1.Image) string {
 	t.Helper()
-	push(t, hostOf(r.admin), ref, img)
-	return r.Ref(ref)
+	full, err := r.WriteImage(ref, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return full
 }
 
-// PushIndex writes an image index and all its images to ref.
+// PushIndex writes an image index and all its images to ref, failing t on
+// error, and returns the full reference.
 func (r *Registry) PushIndex(t testing.TB, ref string, idx v1.ImageIndex) string {
 	t.Helper()
-	push(t, hostOf(r.admin), ref, idx)
-	return r.Ref(ref)
+	full, err := r.WriteIndex(ref, idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return full
+}
+
+// WriteImage is Push returning the error instead of failing a test.
+func (r *Registry) WriteImage(ref string, img v1.Image) (string, error) {
+	return r.Ref(ref), write(hostOf(r.admin), ref, img)
+}
+
+// WriteIndex is PushIndex returning the error instead of failing a test.
+func (r *Registry) WriteIndex(ref string, idx v1.ImageIndex) (string, error) {
+	return r.Ref(ref), write(hostOf(r.admin), ref, idx)
 }
 
 // BlobFetches is the number of GET requests for the blob (layer or config)
