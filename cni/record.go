@@ -1,0 +1,143 @@
+package cni
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/containerd/errdefs"
+	"github.com/containernetworking/cni/libcni"
+)
+
+// recordVersion is the schema of pod records; bump it with a migration in
+// loadRecord when a field changes meaning.
+const recordVersion = 1
+
+// record is what Teardown needs of an attached pod, written before the
+// first plugin runs so that a berthd killed halfway still tears it down.
+type record struct {
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	NetNS   string `json:"netns"`
+	IfName  string `json:"ifname"`
+	// The network exactly as ADD ran it, so DEL does not depend on the
+	// conf dir still holding it.
+	File         string            `json:"file"`
+	Network      string            `json:"network"`
+	CNIVersion   string            `json:"cni_version"`
+	DisableCheck bool              `json:"disable_check,omitempty"`
+	Plugins      []json.RawMessage `json:"plugins"`
+	Args         [][2]string       `json:"args,omitempty"`
+	Capabilities map[string]any    `json:"capabilities,omitempty"`
+	// Attached is set once ADD succeeded; IPs are what it gave.
+	Attached bool     `json:"attached"`
+	IPs      []string `json:"ips,omitempty"`
+	// TeardownFailures counts failed DELs (see maxTeardownAttempts).
+	TeardownFailures int    `json:"teardown_failures,omitempty"`
+	LastError        string `json:"last_error,omitempty"`
+}
+
+// podIDPattern is libcni's container ID rule; it also keeps IDs safe as
+// file names.
+var podIDPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+
+func validPodID(id string) error {
+	if !podIDPattern.MatchString(id) || len(id) > 200 {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("pod ID %q is not usable as a CNI container ID", id))
+	}
+	return nil
+}
+
+func (m *Manager) recordPath(id string) string {
+	return filepath.Join(m.stateDir, "pods", id+".json")
+}
+
+// loadRecord returns the pod's record, or nil when it has none.
+func (m *Manager) loadRecord(id string) (*record, error) {
+	data, err := os.ReadFile(m.recordPath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read network record: %w", err)
+	}
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("network record %s: %w", m.recordPath(id), err)
+	}
+	if r.Version != recordVersion {
+		return nil, fmt.Errorf("network record %s: unknown version %d", m.recordPath(id), r.Version)
+	}
+	return &r, nil
+}
+
+func (m *Manager) saveRecord(r *record) error {
+	r.Version = recordVersion
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(m.recordPath(r.ID), data, 0o600); err != nil {
+		return fmt.Errorf("write network record: %w", err)
+	}
+	return nil
+}
+
+func (m *Manager) removeRecord(id string) error {
+	if err := os.Remove(m.recordPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove network record: %w", err)
+	}
+	return nil
+}
+
+// newRecord captures list for pod.
+func newRecord(id, netns string, n *network, rt *libcni.RuntimeConf) *record {
+	r := &record{
+		ID:           id,
+		NetNS:        netns,
+		IfName:       rt.IfName,
+		File:         n.file,
+		Network:      n.list.Name,
+		CNIVersion:   n.list.CNIVersion,
+		DisableCheck: n.list.DisableCheck,
+		Args:         rt.Args,
+		Capabilities: rt.CapabilityArgs,
+	}
+	for _, p := range n.list.Plugins {
+		r.Plugins = append(r.Plugins, json.RawMessage(p.Bytes))
+	}
+	return r
+}
+
+// list rebuilds the network the record was attached with.
+func (r *record) list() (*libcni.NetworkConfigList, error) {
+	l := &libcni.NetworkConfigList{Name: r.Network, CNIVersion: r.CNIVersion, DisableCheck: r.DisableCheck}
+	for i, raw := range r.Plugins {
+		p, err := libcni.NetworkPluginConfFromBytes(raw)
+		if err != nil {
+			return nil, fmt.Errorf("network record %s: plugin %d: %w", r.ID, i, err)
+		}
+		l.Plugins = append(l.Plugins, p)
+	}
+	data, err := json.Marshal(map[string]any{"name": r.Network, "cniVersion": r.CNIVersion, "plugins": r.Plugins})
+	if err != nil {
+		return nil, err
+	}
+	l.Bytes = data
+	return l, nil
+}
+
+// runtimeConf is the invocation the record was attached with; netns is
+// what the plugins get now (empty when the namespace is gone).
+func (r *record) runtimeConf(netns string) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{
+		ContainerID:    r.ID,
+		NetNS:          netns,
+		IfName:         r.IfName,
+		Args:           r.Args,
+		CapabilityArgs: r.Capabilities,
+	}
+}
