@@ -441,4 +441,3 @@ func TestImagesSurviveARestart(t *testing.T) {
 		t.Fatalf("pull after restart fetched %d blobs", n)
 	}
 }
-
