@@ -210,6 +210,45 @@ func TestLayeredFlattensToTheDocumentedFiles(t *testing.T) {
 	}
 }
 
+func TestHardLinksCarryTheirTargetsMode(t *testing.T) {
+	layers, err := Busybox().Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	modes := map[string]int64{}
+	links := 0
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Typeflag != tar.TypeLink {
+			modes[hdr.Name] = hdr.Mode
+			continue
+		}
+		links++
+		target, ok := modes[hdr.Linkname]
+		if !ok {
+			t.Errorf("hard link %s precedes its target %s", hdr.Name, hdr.Linkname)
+		}
+		if hdr.Mode != target || target&0o111 == 0 {
+			t.Errorf("hard link %s has mode %o, target %s %o; unpackers apply the link's mode to the target", hdr.Name, hdr.Mode, hdr.Linkname, target)
+		}
+	}
+	if links < 100 {
+		t.Errorf("only %d hard links; want one per busybox applet", links)
+	}
+}
+
 func TestBusyboxRootfsHasAppletsLibrariesUsersAndDirs(t *testing.T) {
 	files := flatten(t, Busybox())
 	for _, applet := range []string{"sh", "ls", "sleep", "cat", "echo", "id", "ps", "top", "nc", "ip", "hostname", "mount", "touch", "env", "kill", "wget"} {

@@ -77,6 +77,21 @@ func (b *tarBuilder) bytes() ([]byte, error) {
 			return entries[i].hdr.Name < entries[j].hdr.Name
 		})
 	}
+	// A hard link's header carries its target's mode and owner, as GNU tar
+	// writes it: containerd and Docker apply a link header's mode to the
+	// linked inode, so a 0644 link would make /bin/busybox unexecutable.
+	targets := map[string]*tar.Header{}
+	for i := range entries {
+		if h := &entries[i].hdr; h.Typeflag != tar.TypeLink {
+			targets[h.Name] = h
+		}
+	}
+	for i := range entries {
+		h := &entries[i].hdr
+		if t, ok := targets[h.Linkname]; ok && h.Typeflag == tar.TypeLink {
+			h.Mode, h.Uid, h.Gid = t.Mode, t.Uid, t.Gid
+		}
+	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
