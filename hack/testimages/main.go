@@ -104,6 +104,7 @@ func catalog(large bool) (map[string]v1.Image, map[string]v1.ImageIndex) {
 		"test/configured:latest":       images.Configured(),
 		"test/layered:latest":          images.Layered(),
 		"test/many-layers:latest":      images.ManyLayers(100),
+		"test/mixed:latest":            images.Mixed(),
 	}
 	for _, kind := range images.HostileKinds() {
 		imgs["test/hostile:"+string(kind)] = images.Hostile(kind)

@@ -226,3 +226,35 @@ func ManyLayers(n int, opts ...Option) v1.Image {
 		return assemble(v.format, baseConfig(), layers, comments)
 	})
 }
+
+// MixedFiles are the files Mixed adds over busybox, by layer: layer 1
+// (zstd) and layer 2 (uncompressed); each file's content is its path plus
+// "\n".
+var MixedFiles = []string{"/mixed/zstd.txt", "/mixed/uncompressed.txt"}
+
+// Mixed is busybox (gzip) plus a zstd layer and an uncompressed layer, each
+// adding one of MixedFiles: one image whose layers need three decoders.
+func Mixed(opts ...Option) v1.Image {
+	v := variantOf(opts)
+	return memo("mixed/"+v.format.String(), func() (v1.Image, error) {
+		base, err := busyboxLayer(Gzip)
+		if err != nil {
+			return nil, err
+		}
+		layers := []*blobLayer{base}
+		for i, c := range []Compression{Zstd, Uncompressed} {
+			p := MixedFiles[i]
+			l, err := layerOf("mixed"+p, c, func() ([]byte, error) {
+				var b tarBuilder
+				b.dir("mixed", 0o755)
+				b.file(p[1:], 0o644, []byte(p+"\n"))
+				return b.bytes()
+			})
+			if err != nil {
+				return nil, err
+			}
+			layers = append(layers, l)
+		}
+		return assemble(v.format, baseConfig(), layers, []string{"busybox", "zstd layer", "uncompressed layer"})
+	})
+}

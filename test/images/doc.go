@@ -17,6 +17,7 @@
 //	Pause()              sleeps until SIGTERM, exits 0: a sandbox image
 //	Layered()            whiteouts and an opaque directory: LayeredFiles,
 //	                     LayeredAbsent
+//	Mixed()              gzip, zstd and uncompressed layers in one image
 //	Index()              OCI index / Docker manifest list: host busybox plus
 //	                     linux/arm64 and linux/arm/v7 (IndexPlatforms)
 //	ManyLayers(n)        n layers, layer i adds ManyLayersFile(i)

@@ -37,6 +37,8 @@ func builders() []struct {
 		{"busybox docker zstd", func() digester { return Busybox(WithFormat(Docker), WithCompression(Zstd)) }},
 		{"busybox uncompressed", func() digester { return Busybox(WithCompression(Uncompressed)) }},
 		{"layered", func() digester { return Layered() }},
+		{"mixed", func() digester { return Mixed() }},
+		{"mixed docker", func() digester { return Mixed(WithFormat(Docker)) }},
 		{"configured", func() digester { return Configured() }},
 		{"pause", func() digester { return Pause() }},
 		{"index", func() digester { return Index() }},
@@ -597,5 +599,28 @@ func TestLargeSiblingSharesOnlyItsLowerLayers(t *testing.T) {
 	rc.Close()
 	if !bytes.Contains(buf.Bytes(), []byte("large/1/chunk-00")) {
 		t.Errorf("layer 1 does not hold large/1/chunk-00")
+	}
+}
+
+func TestMixedHasOneLayerPerCompression(t *testing.T) {
+	img := Mixed()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []types.MediaType
+	for _, l := range layers {
+		mt, _ := l.MediaType()
+		got = append(got, mt)
+	}
+	want := []types.MediaType{types.OCILayer, types.OCILayerZStd, types.OCIUncompressedLayer}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("layer media types %v, want %v", got, want)
+	}
+	files := flatten(t, img)
+	for _, p := range MixedFiles {
+		if files[p].Content != p+"\n" {
+			t.Errorf("%s = %q", p, files[p].Content)
+		}
 	}
 }
