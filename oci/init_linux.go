@@ -51,7 +51,7 @@ func InitMain() {
 		os.Exit(1)
 	}
 	fifo.Close()
-	err = finishProcess(cfg.Spec.Process, path, cfg.Spec.Linux.Seccomp)
+	err = finishProcess(cfg.Spec.Process, path, cfg.Spec.Linux.Seccomp, false)
 	fmt.Fprintf(os.Stderr, "berth-init: %v\n", err)
 	os.Exit(127)
 }
@@ -82,7 +82,7 @@ func initContainer(sync *os.File) (string, *initConfig, error) {
 	var console *os.File
 	if cfg.Console {
 		var err error
-		if console, err = setupConsole(os.NewFile(initConsoleFd, "console-socket")); err != nil {
+		if console, err = openConsole(os.NewFile(initConsoleFd, "console-socket"), true); err != nil {
 			return "", nil, err
 		}
 	}
@@ -119,10 +119,10 @@ func initContainer(sync *os.File) (string, *initConfig, error) {
 	return path, &cfg, nil
 }
 
-// setupConsole opens a pty in the container's devpts, sends the master over
-// the console socket (the OCI --console-socket convention) and binds the
-// slave onto /dev/console. It returns the slave.
-func setupConsole(sock *os.File) (*os.File, error) {
+// openConsole opens a pty in the container's devpts, sends the master over
+// the console socket (the OCI --console-socket convention) and, for the
+// init, binds the slave onto /dev/console. It returns the slave.
+func openConsole(sock *os.File, bindConsole bool) (*os.File, error) {
 	defer sock.Close()
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -141,7 +141,11 @@ func setupConsole(sock *os.File) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", slavePath, err)
 	}
-	if err := ensureFile("/dev/console"); err == nil {
+	if bindConsole {
+		if err := ensureFile("/dev/console"); err != nil {
+			slave.Close()
+			return nil, fmt.Errorf("create /dev/console: %w", err)
+		}
 		if err := unix.Mount(slavePath, "/dev/console", "", unix.MS_BIND, ""); err != nil {
 			slave.Close()
 			return nil, fmt.Errorf("bind /dev/console: %w", err)
@@ -165,9 +169,13 @@ func setupConsole(sock *os.File) (*os.File, error) {
 	return slave, nil
 }
 
-// useConsole makes the pty slave the controlling terminal and stdio.
+// useConsole makes the pty slave the controlling terminal and stdio, in a
+// new session unless the process already leads one.
 func useConsole(slave *os.File) error {
 	defer slave.Close()
+	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("setsid: %w", err)
+	}
 	for fd := range 3 {
 		if err := unix.Dup3(int(slave.Fd()), fd, 0); err != nil {
 			return fmt.Errorf("dup console to fd %d: %w", fd, err)

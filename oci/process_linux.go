@@ -23,8 +23,9 @@ import (
 // syncMsg is what a role process reports to the runtime over its sync
 // channel: nothing (the channel closes on a successful execve) or an error.
 type syncMsg struct {
-	Type  string `json:"type"` // "ready" or "error"
+	Type  string `json:"type"` // "ready", "error" or "pid" (the exec proxy's child)
 	Error string `json:"error,omitempty"`
+	Pid   int    `json:"pid,omitempty"`
 	// NotFound marks a missing executable so Exec can classify it.
 	NotFound bool `json:"not_found,omitempty"`
 }
@@ -38,8 +39,12 @@ func report(f *os.File, m syncMsg) {
 // readReport reads one message from a role's sync channel. io.EOF means the
 // channel closed without a message.
 func readReport(f *os.File) (syncMsg, error) {
+	return readMsg(bufio.NewReader(f))
+}
+
+func readMsg(r *bufio.Reader) (syncMsg, error) {
 	var m syncMsg
-	line, err := bufio.NewReader(f).ReadBytes('\n')
+	line, err := r.ReadBytes('\n')
 	if len(line) == 0 {
 		return m, err
 	}
@@ -129,8 +134,9 @@ func chdirInside(dir string) error {
 }
 
 // finishProcess switches to the spec's user and capabilities and execs
-// the program at path. It returns only on failure.
-func finishProcess(p *specs.Process, path string, seccomp *specs.LinuxSeccomp) error {
+// the program at path. With pdeathsig the process gets SIGKILL when its
+// parent (the nsenter proxy) dies. It returns only on failure.
+func finishProcess(p *specs.Process, path string, seccomp *specs.LinuxSeccomp, pdeathsig bool) error {
 	c, err := parseLinuxCaps(p.Capabilities)
 	if err != nil {
 		return err
@@ -156,6 +162,16 @@ func finishProcess(p *specs.Process, path string, seccomp *specs.LinuxSeccomp) e
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("clear keep capabilities: %w", err)
+	}
+	if pdeathsig {
+		// The credential change cleared it; re-arm, then make sure the
+		// parent did not die in between (we would be the init's now).
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+			return fmt.Errorf("set parent death signal: %w", err)
+		}
+		if os.Getppid() != 0 {
+			return errors.New("the exec proxy exited")
+		}
 	}
 	if p.User.Umask != nil {
 		unix.Umask(int(*p.User.Umask))

@@ -14,6 +14,7 @@ import (
 	"github.com/berth-runtime/berth/cmd/berthd/config"
 	"github.com/berth-runtime/berth/cri"
 	"github.com/berth-runtime/berth/oci"
+	_ "github.com/berth-runtime/berth/oci/nsenter" // joins a container's namespaces before the Go runtime starts (berth-exec)
 	"github.com/berth-runtime/berth/sandbox"
 )
 

@@ -1,0 +1,140 @@
+// See nsenter.go for what this does and why it is C.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SYNC_FD 3
+
+static pid_t child_pid;
+
+// fail reports on the sync fd and exits. what must need no JSON escaping.
+static void fail(const char *what) {
+	int e = errno;
+	dprintf(SYNC_FD, "{\"type\":\"error\",\"error\":\"nsenter: %s: %s\"}\n", what, strerror(e));
+	_exit(1);
+}
+
+static void forward(int sig) {
+	if (child_pid > 0)
+		kill(child_pid, sig);
+}
+
+// proxy waits for the child, forwarding signals, and exits as it did.
+static void proxy(pid_t pid, sigset_t *oldmask) {
+	int sig, status;
+	struct sigaction sa;
+
+	child_pid = pid;
+	// The runtime signals the child directly (a SIGKILL cannot be
+	// forwarded); tell it the child's PID.
+	dprintf(SYNC_FD, "{\"type\":\"pid\",\"pid\":%d}\n", pid);
+	// Keep nothing of the exec: the sync pipe must close when the child
+	// execs, and stdio belongs to the child.
+	syscall(SYS_close_range, 0, ~0U, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward;
+	sa.sa_flags = SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	for (sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP || sig == SIGCHLD)
+			continue;
+		sigaction(sig, &sa, NULL);
+	}
+	sigprocmask(SIG_SETMASK, oldmask, NULL);
+	for (;;) {
+		if (waitpid(pid, &status, 0) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(255);
+		}
+		if (WIFEXITED(status))
+			_exit(WEXITSTATUS(status));
+		if (WIFSIGNALED(status))
+			_exit(128 + WTERMSIG(status));
+	}
+}
+
+static void join_cgroups(const char *list) {
+	char *copy, *line, *save = NULL;
+	int fd;
+
+	if (!list || !*list)
+		return;
+	copy = strdup(list);
+	if (!copy)
+		fail("join cgroup");
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		fd = open(line, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			fail("open cgroup.procs");
+		if (write(fd, "0", 1) != 1)
+			fail("join cgroup");
+		close(fd);
+	}
+	free(copy);
+}
+
+__attribute__((constructor)) static void berth_nsenter(void) {
+	const char *spec = getenv("_BERTH_NSENTER");
+	char *copy, *item, *save = NULL;
+	int mntfd = -1, need_fork = 0, fd;
+	sigset_t all, old;
+	pid_t pid;
+
+	if (!spec || !*spec)
+		return;
+	copy = strdup(spec);
+	if (!copy)
+		fail("parse _BERTH_NSENTER");
+	for (item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		if (strlen(item) < 3 || item[1] != ':') {
+			errno = EINVAL;
+			fail("parse _BERTH_NSENTER");
+		}
+		fd = atoi(item + 2);
+		if (item[0] == 'm') {
+			mntfd = fd;
+			continue;
+		}
+		if (setns(fd, 0) < 0)
+			fail("setns");
+		close(fd);
+		if (item[0] == 'p')
+			need_fork = 1;
+	}
+	free(copy);
+
+	if (need_fork) {
+		sigfillset(&all);
+		sigprocmask(SIG_BLOCK, &all, &old);
+		pid = fork();
+		if (pid < 0)
+			fail("fork into the pid namespace");
+		if (pid > 0)
+			proxy(pid, &old);
+		// The child: die with the proxy. Its parent is outside this PID
+		// namespace, so getppid() is 0 while the proxy lives.
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+			fail("set parent death signal");
+		if (getppid() != 0)
+			_exit(1);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
+	join_cgroups(getenv("_BERTH_NSENTER_CGROUP"));
+	if (mntfd >= 0) {
+		if (setns(mntfd, CLONE_NEWNS) < 0)
+			fail("setns mount namespace");
+		close(mntfd);
+	}
+	unsetenv("_BERTH_NSENTER");
+	unsetenv("_BERTH_NSENTER_CGROUP");
+}
