@@ -18,6 +18,8 @@ import (
 
 	"github.com/berth-runtime/berth/cmd/berthd/config"
 	"github.com/berth-runtime/berth/test/harness"
+	"github.com/berth-runtime/berth/test/images"
+	"github.com/berth-runtime/berth/test/registry"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -25,11 +27,13 @@ import (
 )
 
 // startPodDaemon starts a berthd with Berth's default CNI network, so that
-// pods get their own network namespace attached to a bridge.
+// pods get their own network namespace attached to a bridge. Containers
+// that ignore SIGTERM (a sleep as PID 1) get SIGKILL after 2s, not 10s.
 func startPodDaemon(t *testing.T) *harness.Daemon {
 	t.Helper()
 	return harness.Start(t, harness.WithConfig(func(c *config.Config) {
 		c.CNI.DefaultNetwork = true
+		c.Runtime.StopTimeoutGrace = 2
 	}))
 }
 
@@ -638,4 +642,302 @@ func TestPodsSurviveBerthdSIGKILLAndRestart(t *testing.T) {
 	for id := range want {
 		mustRemovePod(t, d, id)
 	}
+}
+
+// The tests below run containers in pods and look from inside them.
+
+// pullPodTestImage serves busybox from a loopback registry and pulls it
+// into d, returning its reference.
+func pullPodTestImage(t *testing.T, d *harness.Daemon) string {
+	t.Helper()
+	if err := images.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	r := registry.Start(t)
+	ref := r.Push(t, "library/busybox:pods", images.Busybox())
+	if _, err := d.Images.PullImage(ctxFor(t), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+		t.Fatalf("PullImage %s: %v", ref, err)
+	}
+	return ref
+}
+
+// startPodContainer creates and starts a container named name in pod
+// podID running cmd; pidMode is its PID namespace mode.
+func startPodContainer(t *testing.T, d *harness.Daemon, podID string, pod *runtimeapi.PodSandboxConfig, name, image string, pidMode runtimeapi.NamespaceMode, cmd ...string) string {
+	t.Helper()
+	resp, err := d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{
+		PodSandboxId: podID,
+		Config: &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: name},
+			Image:    &runtimeapi.ImageSpec{Image: image},
+			Command:  cmd,
+			Linux: &runtimeapi.LinuxContainerConfig{
+				SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+					NamespaceOptions: &runtimeapi.NamespaceOption{
+						Network: pod.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork(),
+						Ipc:     pod.GetLinux().GetSecurityContext().GetNamespaceOptions().GetIpc(),
+						Pid:     pidMode,
+					},
+				},
+			},
+		},
+		SandboxConfig: pod,
+	})
+	if err != nil {
+		t.Fatalf("CreateContainer %s: %v", name, err)
+	}
+	if _, err := d.Runtime.StartContainer(ctxFor(t), &runtimeapi.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		t.Fatalf("StartContainer %s: %v", name, err)
+	}
+	return resp.ContainerId
+}
+
+// podExec runs cmd in container id and returns its exit code and output.
+func podExec(t *testing.T, d *harness.Daemon, id string, cmd ...string) (int32, string) {
+	t.Helper()
+	resp, err := d.Runtime.ExecSync(ctxFor(t), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: cmd, Timeout: 60})
+	if err != nil {
+		t.Fatalf("ExecSync %v in %s: %v", cmd, id, err)
+	}
+	return resp.ExitCode, strings.TrimSpace(string(resp.Stdout) + string(resp.Stderr))
+}
+
+// mustPodExec runs cmd in container id, fails the test unless it exits
+// 0, and returns its output.
+func mustPodExec(t *testing.T, d *harness.Daemon, id string, cmd ...string) string {
+	t.Helper()
+	code, out := podExec(t, d, id, cmd...)
+	if code != 0 {
+		t.Fatalf("ExecSync %v in %s exited %d: %s", cmd, id, code, out)
+	}
+	return out
+}
+
+// nsLink is how readlink shows the namespace at path ("net:[4026532...]").
+func nsLink(t *testing.T, kind, path string) string {
+	return fmt.Sprintf("%s:[%d]", kind, nsInode(t, path))
+}
+
+// serveHTTP is a container command: busybox httpd answering body on
+// 127.0.0.1:8080, with body also written to /dev/shm/marker.
+func serveHTTP(body string) []string {
+	return []string{"sh", "-c", "echo " + body + " > /dev/shm/marker && mkdir -p /tmp/www && echo " + body +
+		" > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp/www"}
+}
+
+// fetchLocal is an exec command fetching 127.0.0.1:8080, retrying while
+// the server starts. (Debian's busybox wget crashes with -T.)
+var fetchLocal = []string{"sh", "-c",
+	"for i in $(seq 100); do wget -q -O - http://127.0.0.1:8080/ && exit 0; sleep 0.1; done; exit 1"}
+
+func TestContainersOfAPodShareNetworkIPCAndHostnameButNotWithOtherPods(t *testing.T) {
+	d := startPodDaemon(t)
+	image := pullPodTestImage(t, d)
+	cfgA, cfgB := podConfig(d, "pod-a"), podConfig(d, "pod-b")
+	podA, podB := mustRunPod(t, d, cfgA), mustRunPod(t, d, cfgB)
+	server := startPodContainer(t, d, podA, cfgA, "server", image, runtimeapi.NamespaceMode_CONTAINER, serveHTTP("from-pod-a")...)
+	client := startPodContainer(t, d, podA, cfgA, "client", image, runtimeapi.NamespaceMode_CONTAINER, "sleep", "3600")
+	other := startPodContainer(t, d, podB, cfgB, "other", image, runtimeapi.NamespaceMode_CONTAINER, "sleep", "3600")
+
+	if got := mustPodExec(t, d, client, fetchLocal...); got != "from-pod-a" {
+		t.Errorf("client fetched %q from 127.0.0.1:8080 in its pod, want from-pod-a", got)
+	}
+	if got := mustPodExec(t, d, client, "cat", "/dev/shm/marker"); got != "from-pod-a" {
+		t.Errorf("client reads %q in the server's /dev/shm/marker, want from-pod-a", got)
+	}
+	for _, kind := range []string{"net", "ipc", "uts"} {
+		want := nsLink(t, kind, filepath.Join(pinDir(d, podA), kind))
+		for _, c := range []string{server, client} {
+			if got := mustPodExec(t, d, c, "readlink", "/proc/self/ns/"+kind); got != want {
+				t.Errorf("container %s %s namespace = %s, want the pod's pinned %s", c, kind, got, want)
+			}
+		}
+		if got := mustPodExec(t, d, other, "readlink", "/proc/self/ns/"+kind); got == want {
+			t.Errorf("a container of pod b is in pod a's %s namespace", kind)
+		}
+	}
+	for _, c := range []string{server, client} {
+		if got := mustPodExec(t, d, c, "hostname"); got != "pod-a-host" {
+			t.Errorf("hostname in pod a's container %s = %q, want pod-a-host", c, got)
+		}
+	}
+	if got := mustPodExec(t, d, other, "hostname"); got != "pod-b-host" {
+		t.Errorf("hostname in pod b = %q, want pod-b-host", got)
+	}
+	// Pod b reaches nothing on its loopback and sees no /dev/shm/marker.
+	if code, out := podExec(t, d, other, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/"); code == 0 {
+		t.Errorf("pod b fetched %q from pod a's loopback server", out)
+	}
+	if code, out := podExec(t, d, other, "cat", "/dev/shm/marker"); code == 0 {
+		t.Errorf("pod b reads pod a's /dev/shm/marker: %q", out)
+	}
+	mustRemovePod(t, d, podA)
+	mustRemovePod(t, d, podB)
+}
+
+func TestPodPIDModePodShowsEveryContainersProcesses(t *testing.T) {
+	d := startPodDaemon(t)
+	image := pullPodTestImage(t, d)
+	cfg := podConfig(d, "pod-pid")
+	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+	pod := mustRunPod(t, d, cfg)
+	first := startPodContainer(t, d, pod, cfg, "first", image, runtimeapi.NamespaceMode_POD, "sleep", "1111")
+	second := startPodContainer(t, d, pod, cfg, "second", image, runtimeapi.NamespaceMode_POD, "sleep", "2222")
+	for _, c := range []string{first, second} {
+		ps := mustPodExec(t, d, c, "ps", "-o", "pid,args")
+		for _, want := range []string{"sleep 1111", "sleep 2222"} {
+			if !strings.Contains(ps, want) {
+				t.Errorf("ps in container %s does not show %q:\n%s", c, want, ps)
+			}
+		}
+		if init := mustPodExec(t, d, c, "cat", "/proc/1/cmdline"); !strings.HasPrefix(init, "berth-podinit") {
+			t.Errorf("PID 1 in container %s is %q, want berth-podinit", c, init)
+		}
+	}
+	// A container in PID mode CONTAINER of the same pod sees only itself.
+	alone := startPodContainer(t, d, pod, cfg, "alone", image, runtimeapi.NamespaceMode_CONTAINER, "sleep", "3333")
+	if ps := mustPodExec(t, d, alone, "ps", "-o", "pid,args"); strings.Contains(ps, "sleep 1111") {
+		t.Errorf("a PID mode CONTAINER container sees the pod's processes:\n%s", ps)
+	}
+	mustRemovePod(t, d, pod)
+}
+
+func TestHostNetworkPodContainersSeeTheHostsInterfaces(t *testing.T) {
+	d := startPodDaemon(t)
+	image := pullPodTestImage(t, d)
+	cfg := hostNetwork(podConfig(d, "pod-host"))
+	pod := mustRunPod(t, d, cfg)
+	c := startPodContainer(t, d, pod, cfg, "c", image, runtimeapi.NamespaceMode_NODE, "sleep", "3600")
+	ifaces, err := os.ReadDir("/sys/class/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside := mustPodExec(t, d, c, "cat", "/proc/net/dev")
+	for _, i := range ifaces {
+		if !strings.Contains(inside, i.Name()+":") {
+			t.Errorf("host interface %s is not in the host-network container's /proc/net/dev:\n%s", i.Name(), inside)
+		}
+	}
+	if got := mustPodExec(t, d, c, "readlink", "/proc/self/ns/net"); got != nsLink(t, "net", "/proc/self/ns/net") {
+		t.Errorf("host-network container's network namespace = %s, want the host's", got)
+	}
+	mustRemovePod(t, d, pod)
+}
+
+// cgroupDirOf returns the directory of the cgroup of process pid for a v1
+// controller, or of the v2 hierarchy when controller is "".
+func cgroupDirOf(t *testing.T, pid int, controller string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c == controller {
+				return parts[2]
+			}
+		}
+	}
+	t.Fatalf("process %d has no %q cgroup:\n%s", pid, controller, b)
+	return ""
+}
+
+// containerHostPid finds the host pid of the process running args in
+// container cgroup dir below the memory (v1) or unified (v2) hierarchy.
+func cgroupProcs(t *testing.T, dir string) []int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func TestContainerCgroupNestsUnderThePodCgroup(t *testing.T) {
+	d := startPodDaemon(t)
+	image := pullPodTestImage(t, d)
+	cfg := podConfig(d, "pod-cg")
+	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20}
+	pod := mustRunPod(t, d, cfg)
+	c := startPodContainer(t, d, pod, cfg, "c", image, runtimeapi.NamespaceMode_CONTAINER, "sleep", "3600")
+
+	var st unix.Statfs_t
+	v2 := unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
+	root, controller := "/sys/fs/cgroup/memory", "memory"
+	if v2 {
+		root, controller = "/sys/fs/cgroup", ""
+	}
+	want := filepath.Join(cfg.Linux.CgroupParent, c)
+	procs := cgroupProcs(t, filepath.Join(root, want))
+	if len(procs) == 0 {
+		t.Fatalf("container cgroup %s under the pod cgroup has no process", filepath.Join(root, want))
+	}
+	for _, pid := range procs {
+		if got := cgroupDirOf(t, pid, controller); got != want {
+			t.Errorf("container process %d is in cgroup %s, want %s", pid, got, want)
+		}
+	}
+	// The pod cgroup's limit holds over the container's.
+	limitFile := memoryLimitFile(cfg.Linux.CgroupParent)
+	if b, _ := os.ReadFile(limitFile); strings.TrimSpace(string(b)) != strconv.Itoa(96<<20) {
+		t.Errorf("pod cgroup limit %s = %s, want %d", limitFile, b, 96<<20)
+	}
+	mustRemovePod(t, d, pod)
+	if _, err := os.Stat(filepath.Join(root, cfg.Linux.CgroupParent)); !os.IsNotExist(err) {
+		t.Errorf("pod cgroup is still there after RemovePodSandbox: %v", err)
+	}
+}
+
+func TestRunningPodsSurviveBerthdSIGKILL(t *testing.T) {
+	d := startPodDaemon(t)
+	image := pullPodTestImage(t, d)
+	cfg := podConfig(d, "pod-a")
+	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+	pod := mustRunPod(t, d, cfg)
+	server := startPodContainer(t, d, pod, cfg, "server", image, runtimeapi.NamespaceMode_POD, serveHTTP("still-here")...)
+	client := startPodContainer(t, d, pod, cfg, "client", image, runtimeapi.NamespaceMode_POD, "sleep", "3600")
+	mustPodExec(t, d, client, fetchLocal...)
+	initPid := mustPodVerbose(t, d, pod).InitPid
+
+	d.Kill(t)
+	d.Restart(t)
+
+	if s := mustPodStatus(t, d, pod).Status; s.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Errorf("pod after restart is %v, want READY", s.State)
+	}
+	if got := mustPodExec(t, d, client, fetchLocal...); got != "still-here" {
+		t.Errorf("after restart the client fetched %q, want still-here", got)
+	}
+	if ps := mustPodExec(t, d, client, "ps", "-o", "args"); !strings.Contains(ps, "httpd") {
+		t.Errorf("after restart the client does not see the server's process:\n%s", ps)
+	}
+	// A new container joins the recovered pod's namespaces.
+	late := startPodContainer(t, d, pod, cfg, "late", image, runtimeapi.NamespaceMode_POD, "sleep", "3600")
+	if got := mustPodExec(t, d, late, fetchLocal...); got != "still-here" {
+		t.Errorf("a container created after the restart fetched %q, want still-here", got)
+	}
+	mustStopPod(t, d, pod)
+	resp, err := d.Runtime.ListContainers(ctxFor(t), &runtimeapi.ListContainersRequest{
+		Filter: &runtimeapi.ContainerFilter{PodSandboxId: pod}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range resp.Containers {
+		if c.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			t.Errorf("container %s (%s) is %v after StopPodSandbox, want EXITED", c.Id, c.GetMetadata().GetName(), c.State)
+		}
+	}
+	waitGone(t, initPid)
+	mustRemovePod(t, d, pod)
+	_ = server
 }
