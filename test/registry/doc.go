@@ -5,7 +5,10 @@
 //
 //   - require HTTP Basic credentials (WithBasicAuth) or bearer tokens from the
 //     Docker token flow (WithBearerAuth; token server at /token),
+//   - hand out tokens to anyone, as Docker Hub does (WithBearerAuth("", "")),
 //   - serve HTTPS with a fresh CA written to a temp dir (WithTLS, CAFile),
+//   - redirect blob GETs to a second "blob host" (WithBlobRedirect), as
+//     registries backed by object storage do,
 //   - count authorized GETs per blob digest and per manifest reference
 //     (BlobFetches, ManifestFetches), so tests can prove deduplication and
 //     caching,

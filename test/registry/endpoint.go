@@ -20,6 +20,7 @@ type config struct {
 	tokenUser, tokenPass string // WithBearerAuth
 	bearer               bool
 	tls                  bool
+	redirect             bool
 }
 
 // WithBasicAuth makes the registry require HTTP Basic credentials on every
@@ -30,11 +31,21 @@ func WithBasicAuth(user, password string) Option {
 
 // WithBearerAuth makes the registry require bearer tokens from a token
 // server that accepts only user/password (see TokenService for the flow).
+// With an empty user and password the token server hands tokens to anyone
+// who asks, with or without credentials, as Docker Hub does for public
+// images.
 // Start serves it at /token on the registry's own listener; StartDistribution
 // runs it on its own port, named as localhost in the realm.
 func WithBearerAuth(user, password string) Option {
 	return func(c *config) { c.bearer, c.tokenUser, c.tokenPass = true, user, password }
 }
+
+// WithBlobRedirect makes Start answer blob GETs with 307 Temporary Redirect
+// to a second, unauthenticated loopback listener (the blob host) that serves
+// the bytes, as registries backed by object storage or a CDN do. Counting,
+// auth and faults still happen on the registry; see BlobHostRequests. Not
+// supported by StartDistribution.
+func WithBlobRedirect() Option { return func(c *config) { c.redirect = true } }
 
 // WithTLS serves the registry (and its token server) over HTTPS with a
 // certificate for 127.0.0.1 from a fresh CA; CAFile names the CA's PEM.

@@ -25,6 +25,7 @@ type Registry struct {
 	endpoint
 	srv     *httptest.Server // what clients under test use
 	admin   *httptest.Server // raw registry, for Push
+	blobSrv *httptest.Server // blob host, with WithBlobRedirect
 	closing chan struct{}    // closed at cleanup; releases hanging requests
 	tlsDir  string           // CA and certificate files, with WithTLS
 
@@ -32,6 +33,9 @@ type Registry struct {
 	blobs     map[v1.Hash]int // authorized GETs per blob digest
 	manifests map[string]int  // authorized GETs per "name:reference" as requested
 	faults    map[v1.Hash]*fault
+	// Requests to the blob host (WithBlobRedirect), and how many of them
+	// carried an Authorization header meant for the registry.
+	redirected, redirectedAuth int
 }
 
 // Start starts a registry on a free loopback port for the test and closes
@@ -108,6 +112,24 @@ func Listen(addr string, opts ...Option) (_ *Registry, retErr error) {
 	r.host = hostOf(r.srv)
 	r.tokenHost = r.host
 	r.admin = httptest.NewServer(inner)
+	if cfg.redirect {
+		r.blobSrv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			r.mu.Lock()
+			r.redirected++
+			if req.Header.Get("Authorization") != "" {
+				r.redirectedAuth++
+			}
+			r.mu.Unlock()
+			inner.ServeHTTP(w, req)
+		}))
+		r.blobSrv.Config.ErrorLog = quiet
+		if r.tls != nil {
+			r.blobSrv.TLS = tlsServerConfig(r.tls)
+			r.blobSrv.StartTLS()
+		} else {
+			r.blobSrv.Start()
+		}
+	}
 	return r, nil
 }
 
@@ -130,6 +152,9 @@ func (r *Registry) Close() {
 	r.mu.Unlock()
 	r.srv.Close()
 	r.admin.Close()
+	if r.blobSrv != nil {
+		r.blobSrv.Close()
+	}
 	if r.tlsDir != "" {
 		os.RemoveAll(r.tlsDir)
 	}
@@ -196,6 +221,15 @@ func (r *Registry) ManifestFetches(name, reference string) int {
 	return r.manifests[name+":"+reference]
 }
 
+// BlobHostRequests counts the blob GETs that followed a redirect to the
+// blob host (WithBlobRedirect), and how many of those carried an
+// Authorization header, i.e. leaked the registry's credentials to it.
+func (r *Registry) BlobHostRequests() (requests, withAuthorization int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.redirected, r.redirectedAuth
+}
+
 // ResetCounts zeroes the blob and manifest fetch counters.
 func (r *Registry) ResetCounts() {
 	r.mu.Lock()
@@ -240,6 +274,10 @@ func (r *Registry) middleware(inner http.Handler) http.Handler {
 			r.count(rt)
 		}
 		if r.serveFault(w, req, rt, inner) {
+			return
+		}
+		if r.blobSrv != nil && req.Method == http.MethodGet && rt.kind == "blobs" {
+			http.Redirect(w, req, r.blobSrv.URL+req.URL.Path, http.StatusTemporaryRedirect)
 			return
 		}
 		inner.ServeHTTP(w, req)

@@ -428,3 +428,54 @@ func TestTLSRegistryServesWithItsCA(t *testing.T) {
 		t.Errorf("a client without the CA trusted the registry")
 	}
 }
+
+func TestAnonymousBearerAuthStillRequiresATokenButGivesOneToAnyone(t *testing.T) {
+	r := Start(t, WithBearerAuth("", ""))
+	full := r.Push(t, "library/busybox:latest", images.Busybox())
+	resp, err := http.Get(r.URL() + "/v2/library/busybox/manifests/latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("tokenless GET: status %d, want 401", resp.StatusCode)
+	}
+	mustPullImage(t, full, remote.WithAuth(authn.Anonymous))
+	if _, issued := r.TokenRequests(); issued == 0 {
+		t.Errorf("pull succeeded without a token being issued")
+	}
+}
+
+func TestBlobRedirectSendsBlobGETsToTheBlobHost(t *testing.T) {
+	r := Start(t, WithBlobRedirect(), WithBasicAuth("alice", "s3cret"))
+	img := images.Busybox()
+	full := r.Push(t, "library/busybox:latest", img)
+	layers, _ := img.Layers()
+	layer := digestOf(t, layers[0])
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, blobURL(r, layer), nil)
+	req.SetBasicAuth("alice", "s3cret")
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusTemporaryRedirect || loc == nil || loc.Host == r.Host() {
+		t.Fatalf("blob GET: %d to %q, want 307 to another host", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	r.ResetCounts()
+	mustPullImage(t, full, r.RemoteOptions()...)
+	if n, _ := r.BlobHostRequests(); n != 2 {
+		t.Errorf("blob host served %d requests, want 2 (layer and config)", n)
+	}
+	if n := r.BlobFetches(layer); n != 1 {
+		t.Errorf("layer fetches counted %d, want 1", n)
+	}
+	// Faults still apply on the registry, before the redirect.
+	r.InjectFault(layer, FaultServerError, 0)
+	if _, err := pullImage(full, append(r.RemoteOptions(), remote.WithRetryBackoff(remote.Backoff{Steps: 1}))...); statusOf(err) != 500 {
+		t.Errorf("pull with a faulted layer: %v, want 500", err)
+	}
+}
