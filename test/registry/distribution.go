@@ -48,6 +48,9 @@ func StartDistribution(t testing.TB, opts ...Option) *Distribution {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.redirect {
+		t.Fatal("StartDistribution does not support WithBlobRedirect")
+	}
 	if err := ensureBinary(DistributionBinary, "docker-registry"); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +86,7 @@ func StartDistribution(t testing.TB, opts ...Option) *Distribution {
 		d.waitErr = d.cmd.Wait()
 		close(d.exited)
 	}()
-	t.Cleanup(d.stop)
+	t.Cleanup(d.Close)
 	if err := d.waitReady(30 * time.Second); err != nil {
 		t.Fatalf("docker-registry did not come up: %v\n%s", err, d.Log())
 	}
@@ -226,8 +229,9 @@ func (d *Distribution) Log() string {
 	return string(b)
 }
 
-// stop terminates the process: SIGTERM, then SIGKILL after 10s.
-func (d *Distribution) stop() {
+// Close stops the process: SIGTERM, then SIGKILL after 10s. Cleanup calls
+// it; tests may call it earlier to make the registry go away mid-test.
+func (d *Distribution) Close() {
 	select {
 	case <-d.exited:
 		return

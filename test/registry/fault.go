@@ -30,7 +30,7 @@ const (
 	// the content exists.
 	FaultNotFound
 	// FaultHang sends nothing until the client cancels the request (or the
-	// registry closes).
+	// registry closes, which drops the connection).
 	FaultHang
 	// FaultStall answers 200 with the full Content-Length, sends the first
 	// half of the body and then sends nothing until the client cancels.
@@ -151,7 +151,8 @@ func (r *Registry) serveFault(w http.ResponseWriter, req *http.Request, rt route
 		return true
 	case FaultHang:
 		r.hang(req)
-		return true
+		// Drop the connection rather than answer an empty 200.
+		panic(http.ErrAbortHandler)
 	}
 	if rec == nil {
 		rec = httptest.NewRecorder()

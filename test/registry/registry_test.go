@@ -479,3 +479,31 @@ func TestBlobRedirectSendsBlobGETsToTheBlobHost(t *testing.T) {
 		t.Errorf("pull with a faulted layer: %v, want 500", err)
 	}
 }
+
+func TestCloseEndsHangingRequestsAndLaterPullsFail(t *testing.T) {
+	r := Start(t)
+	img := images.Busybox()
+	full := r.Push(t, "library/busybox:latest", img)
+	layers, _ := img.Layers()
+	layer := digestOf(t, layers[0])
+	r.InjectFault(layer, FaultHang, 0)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(blobURL(r, layer))
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	for r.FaultsServed(layer) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.Close() // must not wait for the hanging request forever
+	if err := <-done; err == nil {
+		t.Errorf("the hanging request got a response when the registry closed")
+	}
+	if _, err := pullImage(full, remote.WithRetryBackoff(remote.Backoff{Steps: 1})); err == nil {
+		t.Errorf("pull from a closed registry succeeded")
+	}
+}
