@@ -177,6 +177,7 @@ type handler struct {
 func handlers() []handler {
 	return []handler{
 		{"berth", Handler{Type: "builtin"}},
+		{"runc", Handler{Type: "oci", Path: "/usr/sbin/runc"}},
 	}
 }
 
