@@ -276,7 +276,9 @@ func TestImagePullThroughAMirrorWhenTheUpstreamIsUnreachable(t *testing.T) {
 }
 
 func TestImagePullFailsClearlyOnABrokenRegistryAndRetryReusesVerifiedBlobs(t *testing.T) {
-	for _, fault := range []registry.Fault{registry.FaultCorrupt, registry.FaultTruncate, registry.FaultServerError} {
+	faults := []registry.Fault{registry.FaultCorrupt, registry.FaultTruncate, registry.FaultServerError,
+		registry.FaultNotFound, registry.FaultHang, registry.FaultStall}
+	for _, fault := range faults {
 		t.Run(fault.String(), func(t *testing.T) {
 			reg := registry.Start(t)
 			img := images.Configured()
@@ -284,7 +286,8 @@ func TestImagePullFailsClearlyOnABrokenRegistryAndRetryReusesVerifiedBlobs(t *te
 			layers := layerDigests(t, img)
 			base, top := layers[0], layers[len(layers)-1]
 			reg.InjectFault(top, fault, 100)
-			d := harness.Start(t)
+			// A registry that stops talking fails the pull after 2s.
+			d := harness.Start(t, harness.WithConfig(func(c *config.Config) { c.Registry.StallTimeoutSeconds = 2 }))
 
 			_, err := pullImage(t, d, ref, nil)
 			if err == nil {
