@@ -24,20 +24,6 @@ func layerOf(name string, c Compression, tarFn func() ([]byte, error)) (*blobLay
 	return l, err
 }
 
-// memoErr is memo for intermediate values: it hands the error back instead
-// of panicking, so the image that needed the value can name itself.
-func memoErr[T any](key string, errp *error, build func() (T, error)) T {
-	e, _ := cache.LoadOrStore(key, &cacheEntry{})
-	ce := e.(*cacheEntry)
-	ce.once.Do(func() { ce.val, ce.err = build() })
-	if ce.err != nil {
-		*errp = ce.err
-		var zero T
-		return zero
-	}
-	return ce.val.(T)
-}
-
 func busyboxLayer(c Compression) (*blobLayer, error) {
 	return layerOf("busybox", c, busyboxTar)
 }
@@ -120,7 +106,9 @@ func Configured(opts ...Option) v1.Image {
 // PauseCommand is the Entrypoint of the Pause image: a shell that sleeps
 // until SIGTERM or SIGINT and then exits 0 (as PID 1 it needs the trap,
 // since the kernel drops default-action signals sent to a namespace init).
-var PauseCommand = []string{"/bin/sh", "-c", `trap 'kill $! 2>/dev/null; exit 0' TERM INT; while :; do sleep 3600 & wait $!; done`}
+func PauseCommand() []string {
+	return []string{"/bin/sh", "-c", `trap 'kill $! 2>/dev/null; exit 0' TERM INT; while :; do sleep 3600 & wait $!; done`}
+}
 
 // Pause is busybox with PauseCommand as Entrypoint, usable as a sandbox
 // (pause) image for Berth and for containerd's sandbox_image.
@@ -134,7 +122,7 @@ func Pause(opts ...Option) v1.Image {
 		cfg := baseConfig()
 		cfg.Config = v1.Config{
 			Env:        []string{DefaultPath},
-			Entrypoint: PauseCommand,
+			Entrypoint: PauseCommand(),
 			StopSignal: "SIGTERM",
 		}
 		return assemble(v.format, cfg, []*blobLayer{l}, []string{"busybox"})
@@ -230,7 +218,7 @@ func ManyLayers(n int, opts ...Option) v1.Image {
 // MixedFiles are the files Mixed adds over busybox, by layer: layer 1
 // (zstd) and layer 2 (uncompressed); each file's content is its path plus
 // "\n".
-var MixedFiles = []string{"/mixed/zstd.txt", "/mixed/uncompressed.txt"}
+func MixedFiles() []string { return []string{"/mixed/zstd.txt", "/mixed/uncompressed.txt"} }
 
 // Mixed is busybox (gzip) plus a zstd layer and an uncompressed layer, each
 // adding one of MixedFiles: one image whose layers need three decoders.
@@ -243,7 +231,7 @@ func Mixed(opts ...Option) v1.Image {
 		}
 		layers := []*blobLayer{base}
 		for i, c := range []Compression{Zstd, Uncompressed} {
-			p := MixedFiles[i]
+			p := MixedFiles()[i]
 			l, err := layerOf("mixed"+p, c, func() ([]byte, error) {
 				var b tarBuilder
 				b.dir("mixed", 0o755)

@@ -89,11 +89,30 @@ var cache sync.Map // string -> *cacheEntry
 // construction only fails when the machine cannot provide busybox, which no
 // test can work around, so it panics with the reason.
 func memo[T any](key string, build func() (T, error)) T {
+	var err error
+	v := memoErr(key, &err, build)
+	if err != nil {
+		panic(fmt.Sprintf("test image %s: %v", key, err))
+	}
+	return v
+}
+
+// memoErr is memo for intermediate values: it hands the error back instead
+// of panicking, so the image that needed the value can name itself. A
+// builder that panics (by building another image that fails) is recorded
+// as failed, so later calls fail the same way instead of finding no value.
+func memoErr[T any](key string, errp *error, build func() (T, error)) T {
 	e, _ := cache.LoadOrStore(key, &cacheEntry{})
 	ce := e.(*cacheEntry)
-	ce.once.Do(func() { ce.val, ce.err = build() })
+	ce.once.Do(func() {
+		ce.err = fmt.Errorf("building %s panicked", key)
+		v, err := build()
+		ce.val, ce.err = v, err
+	})
 	if ce.err != nil {
-		panic(fmt.Sprintf("test image %s: %v", key, ce.err))
+		*errp = ce.err
+		var zero T
+		return zero
 	}
 	return ce.val.(T)
 }
@@ -127,7 +146,7 @@ func (i *image) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 // assemble writes the config and manifest for layers (bottom first) and
 // returns the image. cfg's RootFS, History and Created are filled in here.
 func assemble(f Format, cfg v1.ConfigFile, layers []*blobLayer, comments []string) (v1.Image, error) {
-	cfg.Created = v1.Time{Time: Epoch}
+	cfg.Created = v1.Time{Time: Epoch()}
 	cfg.RootFS = v1.RootFS{Type: "layers"}
 	cfg.History = nil
 	man := v1.Manifest{
@@ -138,7 +157,7 @@ func assemble(f Format, cfg v1.ConfigFile, layers []*blobLayer, comments []strin
 	for n, l := range layers {
 		l = l.as(f)
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.diffID)
-		h := v1.History{Created: v1.Time{Time: Epoch}, CreatedBy: "berth test image"}
+		h := v1.History{Created: v1.Time{Time: Epoch()}, CreatedBy: "berth test image"}
 		if n < len(comments) {
 			h.Comment = comments[n]
 		}

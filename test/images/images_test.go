@@ -361,11 +361,11 @@ func TestPauseExitsZeroOnSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(cfg.Config.Entrypoint, PauseCommand) {
-		t.Fatalf("entrypoint %q, want %q", cfg.Config.Entrypoint, PauseCommand)
+	if !reflect.DeepEqual(cfg.Config.Entrypoint, PauseCommand()) {
+		t.Fatalf("entrypoint %q, want %q", cfg.Config.Entrypoint, PauseCommand())
 	}
 	extract(t, img, root)
-	cmd := chroot(root, PauseCommand...)
+	cmd := chroot(root, PauseCommand()...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -618,7 +618,7 @@ func TestMixedHasOneLayerPerCompression(t *testing.T) {
 		t.Errorf("layer media types %v, want %v", got, want)
 	}
 	files := flatten(t, img)
-	for _, p := range MixedFiles {
+	for _, p := range MixedFiles() {
 		if files[p].Content != p+"\n" {
 			t.Errorf("%s = %q", p, files[p].Content)
 		}

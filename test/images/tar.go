@@ -9,9 +9,12 @@ import (
 	"time"
 )
 
+// epochUnix is 2024-01-01T00:00:00Z.
+const epochUnix = 1704067200
+
 // Epoch is the fixed time stamped on every tar entry, config and history
 // entry, so that a rebuild produces the same bytes and the same digests.
-var Epoch = time.Date(2024, time.January, 1, 0, 0, 0, 0, time.UTC)
+func Epoch() time.Time { return time.Unix(epochUnix, 0).UTC() }
 
 // entry is one tar member before it is serialized.
 type entry struct {
@@ -40,7 +43,7 @@ func (b *tarBuilder) add(typ byte, name string, mode int64, uid, gid int, data [
 			Uid:      uid,
 			Gid:      gid,
 			Size:     int64(len(data)),
-			ModTime:  Epoch,
+			ModTime:  Epoch(),
 		},
 		data: data,
 	})
