@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -103,7 +104,15 @@ func (m *Manager) cgroupManager(p string, res *cgroups.Resources) (cgroups.Manag
 // (kubelet makes pod cgroups itself).
 func (m *Manager) cgroupExists(p string) bool {
 	if m.cfg.CgroupDriver == "systemd" {
-		return false
+		dir, err := systemd.ExpandSlice(p)
+		if err != nil {
+			return false
+		}
+		root := "/sys/fs/cgroup/systemd" // v1: the name=systemd hierarchy
+		if cgroups.IsCgroup2UnifiedMode() {
+			root = "/sys/fs/cgroup"
+		}
+		return cgroups.PathExists(filepath.Join(root, dir))
 	}
 	mgr, err := m.cgroupManager(p, nil)
 	if err != nil {

@@ -530,6 +530,77 @@ func waitGone(t *testing.T, pid int) {
 	}
 }
 
+func TestRunPodSandboxWithoutANetworkFailsAndLeavesNothing(t *testing.T) {
+	d := harness.Start(t) // an empty CNI conf dir: the network is not ready
+	_, err := d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: podConfig(d, "pod-a")})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("RunPodSandbox without a network: %v, want FailedPrecondition", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(d.State, "pods")); len(entries) > 0 {
+		t.Errorf("the failed pod left state dirs: %v", entries)
+	}
+	// A host-network pod needs no CNI network.
+	mustRemovePod(t, d, mustRunPod(t, d, hostNetwork(podConfig(d, "pod-host"))))
+}
+
+func TestPodAttemptsSharingACgroupParentKeepItUntilTheLastIsRemoved(t *testing.T) {
+	d := startPodDaemon(t)
+	first := podConfig(d, "pod-a")
+	second := podConfig(d, "pod-a")
+	second.Metadata.Attempt = 2
+	id1 := mustRunPod(t, d, first)
+	id2 := mustRunPod(t, d, second)
+	dir := filepath.Dir(memoryLimitFile(first.Linux.CgroupParent))
+	mustRemovePod(t, d, id1)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("removing attempt 1 removed the pod cgroup attempt 2 still uses: %v", err)
+	}
+	mustRemovePod(t, d, id2)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("pod cgroup %s is still there after the last attempt was removed: %v", dir, err)
+	}
+}
+
+func TestManyPodsRunAndGoAtOnce(t *testing.T) {
+	d := startPodDaemon(t)
+	const n = 8
+	ids := make([]string, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			cfg := podConfig(d, fmt.Sprintf("pod-%d", i))
+			if i%2 == 1 {
+				cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+			}
+			resp, err := d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: cfg})
+			if err == nil {
+				ids[i] = resp.PodSandboxId
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	resp, err := d.Runtime.ListPodSandbox(ctxFor(t), &runtimeapi.ListPodSandboxRequest{})
+	if err != nil || len(resp.Items) != n {
+		t.Errorf("ListPodSandbox = %d pods, %v; want %d", len(resp.GetItems()), err, n)
+	}
+	for _, id := range ids {
+		go func() {
+			_, err := d.Runtime.RemovePodSandbox(ctxFor(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 // nsPid reads the NSpid line of a process: its pid in each PID namespace
 // it is in, outermost first.
 func nsPid(t *testing.T, pid int) []string {
