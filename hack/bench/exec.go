@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -49,11 +50,16 @@ func (r *runner) execTrue(ctx context.Context, p pod, n int) ([]float64, error) 
 // n pods.
 func (r *runner) lists(ctx context.Context, n int) error {
 	samples := map[string][]float64{}
+	failed := map[string]error{}
 	for i := 0; i < r.o.lists; i++ {
 		for _, c := range r.listCalls(n) {
+			if failed[c.name] != nil {
+				continue // a call that fails is not retried; the others go on
+			}
 			d, err := timed(ctx, c.call)
 			if err != nil {
-				return fmt.Errorf("%s: %w", c.name, err)
+				failed[c.name] = fmt.Errorf("%s: %w", c.name, err)
+				continue
 			}
 			samples[c.name] = append(samples[c.name], report.Millis(d))
 		}
@@ -62,7 +68,11 @@ func (r *runner) lists(ctx context.Context, n int) error {
 		r.out.Set("list."+name+".p50", report.Percentile(ms, 50))
 		r.out.Set("list."+name+".p99", report.Percentile(ms, 99))
 	}
-	return nil
+	var errs []error
+	for _, err := range failed {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 type listCall struct {
@@ -105,27 +115,35 @@ func (r *runner) listCalls(n int) []listCall {
 }
 
 // poll calls the list calls once a second until the window ends, like
-// kubelet's PLEG relist and stats provider; the first error ends it. Calls
-// run on ctx, not on the window, so that none is cut short.
+// kubelet's PLEG relist and stats provider. Calls run on ctx, not on the
+// window, so that none is cut short. A call that fails is dropped from
+// the poll, the others go on, and the failure is returned at the end: the
+// CPU figure is then reported with the error beside it.
 func (r *runner) poll(ctx context.Context, n int, window time.Duration) error {
 	end := time.Now().Add(window)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	failed := map[string]error{}
+	var errs []error
 	for {
 		for _, c := range r.listCalls(n) {
+			if failed[c.name] != nil {
+				continue
+			}
 			if _, err := timed(ctx, c.call); err != nil {
-				return fmt.Errorf("poll %s: %w", c.name, err)
+				failed[c.name] = err
+				errs = append(errs, fmt.Errorf("poll %s: %w", c.name, err))
 			}
 		}
 		left := time.Until(end)
 		if left <= 0 {
-			return nil
+			return errors.Join(errs...)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(left):
-			return nil
+			return errors.Join(errs...)
 		case <-tick.C:
 		}
 	}

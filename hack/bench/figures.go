@@ -33,7 +33,7 @@ func catalog() []report.Figure {
 	}
 	add("s", "pull.large.wall", "pull.sibling.wall")
 	add("count", "pull.large.layers_fetched", "pull.sibling.layers_fetched")
-	add("MiB", "memory.daemon_idle", "memory.daemon_pods", "memory.total_pods", "memory.per_pod")
+	add("MiB", "memory.daemon_idle", "memory.daemon_pods", "memory.total_pods", "memory.per_pod", "memory.per_pod_pss")
 	add("count", "memory.processes")
 	fs = append(fs, report.Figure{Name: "cpu.seconds", Unit: "s", MayBeZero: true})
 	fs = append(fs, report.Figure{Name: "cpu.percent", Unit: "% core", MayBeZero: true})

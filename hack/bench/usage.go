@@ -33,6 +33,13 @@ func (r *runner) memoryPods(n int) error {
 	r.out.Set("memory.daemon_pods", float64(daemonRSS)/mib)
 	r.out.Set("memory.total_pods", float64(total)/mib)
 	r.out.Set("memory.per_pod", float64(total)/mib/float64(n))
+	// RSS counts pages shared between processes (a binary's text, in
+	// every shim or monitor) once per process; PSS splits them.
+	var pss uint64
+	for _, p := range procs {
+		pss += p.PSS()
+	}
+	r.out.Set("memory.per_pod_pss", float64(pss)/mib/float64(n))
 	r.out.Set("memory.processes", float64(len(procs)))
 	return writeProcs(r, procs)
 }
@@ -63,8 +70,8 @@ func (r *runner) cpu(ctx context.Context, n int) error {
 		return err
 	}
 	elapsed := time.Since(start)
-	if pollErr != nil {
-		return pollErr
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	var used time.Duration
 	for pid, t := range after {
@@ -72,7 +79,7 @@ func (r *runner) cpu(ctx context.Context, n int) error {
 	}
 	r.out.Set("cpu.seconds", used.Seconds())
 	r.out.Set("cpu.percent", 100*used.Seconds()/elapsed.Seconds())
-	return nil
+	return pollErr
 }
 
 // cpuTimes is each runtime process's CPU time including reaped children.
@@ -93,7 +100,7 @@ func cpuTimes(d daemon.Daemon) (map[int]time.Duration, error) {
 func writeProcs(r *runner, procs []*daemon.Proc) error {
 	var b []byte
 	for _, p := range procs {
-		b = fmt.Appendf(b, "%d\t%d\t%d KiB\t%v\n", p.PID, p.PPID, p.RSS/1024, p.Argv)
+		b = fmt.Appendf(b, "%d\t%d\trss %d KiB\tpss %d KiB\t%v\n", p.PID, p.PPID, p.RSS/1024, p.PSS()/1024, p.Argv)
 	}
 	return writeResult(r, fmt.Sprintf("processes-%s-%d.txt", r.runtime, r.rep), b)
 }
