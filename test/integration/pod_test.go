@@ -601,6 +601,53 @@ func TestManyPodsRunAndGoAtOnce(t *testing.T) {
 	}
 }
 
+func TestRestartUndoesAPodHalfMadeWhenBerthdDied(t *testing.T) {
+	d := startPodDaemon(t)
+	d.Kill(t)
+	// What a berthd killed inside RunPodSandbox leaves: a state dir with
+	// the intent record, a pinned network namespace and a pod cgroup.
+	id := strings.Repeat("ab", 32)
+	nsDir := filepath.Join(d.State, "pods", id, "ns")
+	if err := os.MkdirAll(nsDir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	pin := filepath.Join(nsDir, "net")
+	if err := os.WriteFile(pin, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("unshare", "--net="+pin, "true").CombinedOutput(); err != nil {
+		t.Fatalf("pin a network namespace: %v\n%s", err, out)
+	}
+	parent := d.CgroupParent("half")
+	cgDir := filepath.Dir(memoryLimitFile(parent))
+	if err := os.MkdirAll(cgDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	intent, _ := json.Marshal(map[string]any{
+		"id": id, "namespaces": map[string]string{"net": pin},
+		"cgroup": parent, "cgroup_created": true, "state": "ready",
+	})
+	if err := os.WriteFile(filepath.Join(d.State, "pods", id, "creating.json"), intent, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	d.Restart(t)
+
+	if isNamespaceFile(pin) {
+		t.Errorf("the half-made pod's network namespace is still pinned at %s", pin)
+	}
+	if _, err := os.Stat(filepath.Join(d.State, "pods", id)); !os.IsNotExist(err) {
+		t.Errorf("the half-made pod's state dir is still there: %v", err)
+	}
+	if _, err := os.Stat(cgDir); !os.IsNotExist(err) {
+		t.Errorf("the half-made pod's cgroup %s is still there: %v", cgDir, err)
+	}
+	resp, err := d.Runtime.ListPodSandbox(ctxFor(t), &runtimeapi.ListPodSandboxRequest{})
+	if err != nil || len(resp.Items) != 0 {
+		t.Errorf("a half-made pod is listed: %v %v", resp, err)
+	}
+}
+
 // nsPid reads the NSpid line of a process: its pid in each PID namespace
 // it is in, outermost first.
 func nsPid(t *testing.T, pid int) []string {
