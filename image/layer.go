@@ -100,7 +100,8 @@ func (p *pull) ensureLayer(ctx context.Context, desc ocispec.Descriptor, ref lay
 			return err
 		}
 		start := time.Now()
-		if s.hasBlob(desc.Digest) {
+		stored := s.hasBlob(desc.Digest)
+		if stored {
 			f, err := os.Open(s.blobPath(desc.Digest.Encoded()))
 			if err != nil {
 				return err
@@ -108,12 +109,16 @@ func (p *pull) ensureLayer(ctx context.Context, desc ocispec.Descriptor, ref lay
 			err = unpack(f)
 			f.Close()
 			if err != nil {
+				s.dropBadBlob(ctx, desc.Digest)
 				return fmt.Errorf("unpack stored blob: %w", err)
 			}
 		} else if err := p.fetchBlob(ctx, desc, unpack); err != nil {
 			return err
 		}
 		if diffID != ref.DiffID {
+			if stored {
+				s.dropBadBlob(ctx, desc.Digest)
+			}
 			return fmt.Errorf("unpacked content has diff ID %s but the image config says %s: %w", diffID, ref.DiffID, errdefs.ErrDataLoss)
 		}
 		if err := syncDir(s.layerFS(id)); err != nil {
@@ -130,6 +135,19 @@ func (p *pull) ensureLayer(ctx context.Context, desc ocispec.Descriptor, ref lay
 			zap.String("dir", id), zap.Int64("size", size), zap.Duration("duration", time.Since(start)))
 		return nil
 	})
+}
+
+// dropBadBlob removes a stored blob that failed to unpack, so that the
+// next pull downloads it again instead of failing on it for ever. A pull
+// cancelled half-way says nothing about the blob.
+func (s *Store) dropBadBlob(ctx context.Context, d digest.Digest) {
+	if ctx.Err() != nil {
+		return
+	}
+	s.log.Warn("removing a stored blob that does not unpack", zap.String("digest", d.String()))
+	if err := os.Remove(s.blobPath(d.Encoded())); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("remove blob", zap.String("digest", d.String()), zap.Error(err))
+	}
 }
 
 func (s *Store) hasLayer(chainID string) (bool, error) {

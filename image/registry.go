@@ -78,7 +78,7 @@ func (s *Store) newClient(ctx context.Context, ep *endpoint, ref Reference, auth
 	t, err := transport.NewWithContext(ctx, reg, a, rt, []string{scope})
 	if err != nil {
 		base.CloseIdleConnections()
-		return nil, fmt.Errorf("connect to %s: %w", ep, classifyTransport(err))
+		return nil, fmt.Errorf("connect: %w", classifyTransport(err))
 	}
 	return &client{ep: ep, repo: ref.Repository, http: &http.Client{Transport: t}, base: base, stall: stall}, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -323,4 +324,36 @@ func TestPinnedImagesAreReportedPinned(t *testing.T) {
 	if !pinned.Pinned || unpinned.Pinned {
 		t.Fatalf("pinned %v and %v, want true and false", pinned.Pinned, unpinned.Pinned)
 	}
+}
+
+func TestAStoredBlobThatNoLongerUnpacksIsFetchedAgain(t *testing.T) {
+	reg := newTestRegistry(t)
+	l := newLayer(t, gzipped, file{name: "f", body: "f"})
+	ref := reg.push(t, "rot:1", imageOf(t, v1.Config{}, l))
+	s := openTestStore(t, Config{})
+	ctx := context.Background()
+	id := mustPull(t, s, ref)
+	// The unpacked layer is lost while its blob stays, and the blob rots.
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketLayers).Delete([]byte(mustGet(t, s, id).ChainIDs[0])) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.blobPath(digestOf(l.digest()).Encoded()), []byte("rotten"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pull(ctx, ref, nil); err == nil {
+		t.Fatal("pull over a rotten blob succeeded")
+	}
+	mustPull(t, s, ref)
+	if n := reg.blobGets(l.digest()); n != 2 {
+		t.Fatalf("layer fetched %d times, want again after its stored copy failed", n)
+	}
+}
+
+func mustGet(t *testing.T, s *Store, ref string) Image {
+	t.Helper()
+	img, err := s.Get(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
