@@ -144,7 +144,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	}
 	h, pid, err := m.startMonitor(ctx, c, mc)
 	if err != nil {
-		return "", fmt.Errorf("create container: %w", err)
+		return "", err
 	}
 	defer func() {
 		if retErr != nil {

@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/berth-runtime/berth/oci"
+	"github.com/containerd/errdefs"
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/systemd"
 	"go.uber.org/zap"
@@ -84,6 +85,32 @@ type monitorConfig struct {
 type syncMessage struct {
 	Pid   int    `json:"pid,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Class is the errdefs class of Error, so berthd answers with the
+	// right gRPC code.
+	Class string `json:"class,omitempty"`
+}
+
+// errClasses are the errdefs classes a monitor passes on.
+var errClasses = []error{errdefs.ErrInvalidArgument, errdefs.ErrNotFound, errdefs.ErrNotImplemented,
+	errdefs.ErrFailedPrecondition, errdefs.ErrAlreadyExists, errdefs.ErrPermissionDenied, errdefs.ErrUnavailable}
+
+func errClass(err error) string {
+	for _, c := range errClasses {
+		if errors.Is(err, c) {
+			return c.Error()
+		}
+	}
+	return ""
+}
+
+// syncError rebuilds a monitor's error with its class.
+func (m syncMessage) syncError() error {
+	for _, c := range errClasses {
+		if m.Class == c.Error() {
+			return fmt.Errorf("%s: %w", strings.TrimSuffix(m.Error, ": "+c.Error()), c)
+		}
+	}
+	return errors.New(m.Error)
 }
 
 // exitStatus is exit.json.
@@ -121,7 +148,7 @@ func runMonitor(dir string, syncPipe *os.File) error {
 	}
 	pid, mon, err := createContainer(dir)
 	if err != nil {
-		report(syncMessage{Error: err.Error()})
+		report(syncMessage{Error: err.Error(), Class: errClass(err)})
 		return err
 	}
 	report(syncMessage{Pid: pid})
@@ -142,7 +169,7 @@ type monitor struct {
 }
 
 // createContainer runs steps 1 to 3 of the monitor.
-func createContainer(dir string) (pid int, mon *monitor, retErr error) {
+func createContainer(dir string) (pid int, _ *monitor, retErr error) {
 	if err := os.Chdir(dir); err != nil {
 		return 0, nil, err
 	}
@@ -150,7 +177,7 @@ func createContainer(dir string) (pid int, mon *monitor, retErr error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("read monitor config: %w", err)
 	}
-	mon = &monitor{}
+	mon := &monitor{}
 	if err := json.Unmarshal(data, &mon.cfg); err != nil {
 		return 0, nil, fmt.Errorf("parse monitor config: %w", err)
 	}
@@ -181,6 +208,9 @@ func createContainer(dir string) (pid int, mon *monitor, retErr error) {
 		if retErr != nil {
 			for _, f := range append(mon.closers, mon.keep...) {
 				f.Close()
+			}
+			if mon.log != nil {
+				mon.log.close()
 			}
 		}
 	}()

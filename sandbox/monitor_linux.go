@@ -124,7 +124,7 @@ func (m *Manager) startMonitor(ctx context.Context, c *Container, mc monitorConf
 	}
 	if msg.Error != "" {
 		<-h.exited
-		return nil, 0, errors.New(msg.Error)
+		return nil, 0, msg.syncError()
 	}
 	return h, msg.Pid, nil
 }

@@ -1,0 +1,642 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-runtime/berth/test/harness"
+	"github.com/berth-runtime/berth/test/images"
+	"github.com/berth-runtime/berth/test/registry"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// handlers are the runtime handlers every container test runs with:
+// Berth's built-in runtime and runc.
+var handlers = []string{"berth", "runc"}
+
+// ctrEnv is a daemon with the busybox image pulled and a ready pod run by
+// one runtime handler.
+type ctrEnv struct {
+	d      *harness.Daemon
+	image  string
+	pod    string
+	podCfg *runtimeapi.PodSandboxConfig
+	logDir string
+}
+
+// forEachHandler runs fn as a subtest per handler, on one daemon with the
+// busybox image pulled.
+func forEachHandler(t *testing.T, fn func(t *testing.T, e *ctrEnv)) {
+	d := harness.Start(t)
+	reg := registry.Start(t)
+	ref := reg.Push(t, "library/busybox:latest", images.Busybox())
+	if _, err := d.Images.PullImage(ctxFor(t), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+		t.Fatalf("PullImage %s: %v", ref, err)
+	}
+	for _, h := range handlers {
+		t.Run(h, func(t *testing.T) {
+			name := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+			if len(name) > 40 {
+				name = name[len(name)-40:]
+			}
+			cfg := podConfig(d, name)
+			cfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+			cfg.LogDirectory = t.TempDir()
+			resp, err := d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: h})
+			if err != nil {
+				t.Fatalf("RunPodSandbox: %v", err)
+			}
+			e := &ctrEnv{d: d, image: ref, pod: resp.PodSandboxId, podCfg: cfg, logDir: cfg.LogDirectory}
+			t.Cleanup(func() {
+				// Kill what is left at once rather than wait out the pod's stop grace.
+				if resp, err := d.Runtime.ListContainers(ctxFor(t), &runtimeapi.ListContainersRequest{
+					Filter: &runtimeapi.ContainerFilter{PodSandboxId: e.pod}}); err == nil {
+					for _, c := range resp.Containers {
+						_, _ = d.Runtime.StopContainer(ctxFor(t), &runtimeapi.StopContainerRequest{ContainerId: c.Id})
+					}
+				}
+				if _, err := d.Runtime.RemovePodSandbox(ctxFor(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+					t.Errorf("RemovePodSandbox: %v", err)
+				}
+			})
+			fn(t, e)
+		})
+	}
+}
+
+// config is a container running sh -c script.
+func (e *ctrEnv) config(name, script string) *runtimeapi.ContainerConfig {
+	return &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: name},
+		Image:    &runtimeapi.ImageSpec{Image: e.image},
+		Command:  []string{"/bin/sh", "-c", script},
+		LogPath:  name + ".log",
+		Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER, Network: runtimeapi.NamespaceMode_NODE},
+		}},
+	}
+}
+
+func (e *ctrEnv) mustCreate(t *testing.T, cfg *runtimeapi.ContainerConfig) string {
+	t.Helper()
+	resp, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, Config: cfg, SandboxConfig: e.podCfg})
+	if err != nil {
+		t.Fatalf("CreateContainer %s: %v", cfg.GetMetadata().GetName(), err)
+	}
+	return resp.ContainerId
+}
+
+func (e *ctrEnv) mustStart(t *testing.T, id string) {
+	t.Helper()
+	if _, err := e.d.Runtime.StartContainer(ctxFor(t), &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+		t.Fatalf("StartContainer %s: %v", id, err)
+	}
+}
+
+// mustRun creates and starts a container.
+func (e *ctrEnv) mustRun(t *testing.T, cfg *runtimeapi.ContainerConfig) string {
+	t.Helper()
+	id := e.mustCreate(t, cfg)
+	e.mustStart(t, id)
+	return id
+}
+
+func (e *ctrEnv) mustStatus(t *testing.T, id string) *runtimeapi.ContainerStatus {
+	t.Helper()
+	resp, err := e.d.Runtime.ContainerStatus(ctxFor(t), &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		t.Fatalf("ContainerStatus %s: %v", id, err)
+	}
+	return resp.Status
+}
+
+// waitExited polls until the container has exited and returns its status.
+func (e *ctrEnv) waitExited(t *testing.T, id string) *runtimeapi.ContainerStatus {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st := e.mustStatus(t, id)
+		if st.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s still %v after a minute", id, st.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runToExit runs a container to its end and returns its status and log.
+func (e *ctrEnv) runToExit(t *testing.T, cfg *runtimeapi.ContainerConfig) (*runtimeapi.ContainerStatus, string) {
+	t.Helper()
+	id := e.mustRun(t, cfg)
+	st := e.waitExited(t, id)
+	return st, logContent(t, filepath.Join(e.logDir, cfg.LogPath))
+}
+
+func (e *ctrEnv) mustExec(t *testing.T, id string, cmd ...string) string {
+	t.Helper()
+	resp, err := e.d.Runtime.ExecSync(ctxFor(t), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: cmd, Timeout: 30})
+	if err != nil {
+		t.Fatalf("ExecSync %q: %v", cmd, err)
+	}
+	if resp.ExitCode != 0 {
+		t.Fatalf("ExecSync %q: exit %d, stderr %q", cmd, resp.ExitCode, resp.Stderr)
+	}
+	return strings.TrimSpace(string(resp.Stdout))
+}
+
+// logRecord is one record of a CRI log file.
+type logRecord struct {
+	stream, tag, content string
+}
+
+func logRecords(t *testing.T, path string) []logRecord {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("open log: %v", err)
+	}
+	defer f.Close()
+	var out []logRecord
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), " ", 4)
+		if len(parts) != 4 {
+			t.Fatalf("log record %q is not <time> <stream> <tag> <content>", sc.Text())
+		}
+		if _, err := time.Parse(time.RFC3339Nano, parts[0]); err != nil {
+			t.Fatalf("log record %q: timestamp: %v", sc.Text(), err)
+		}
+		out = append(out, logRecord{parts[1], parts[2], parts[3]})
+	}
+	return out
+}
+
+// logContent is the log's content, stream records joined as lines.
+func logContent(t *testing.T, path string) string {
+	var b strings.Builder
+	for _, r := range logRecords(t, path) {
+		b.WriteString(r.content)
+		if r.tag == "F" {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+func TestContainerSeesOnlyItsOwnProcessesAsPID1(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		st, out := e.runToExit(t, e.config("ps", "echo self=$$; ls /proc | grep -c '^[0-9]'"))
+		if st.ExitCode != 0 {
+			t.Fatalf("exit %d: %s", st.ExitCode, out)
+		}
+		lines := strings.Fields(out)
+		if len(lines) != 2 || lines[0] != "self=1" {
+			t.Fatalf("output %q, want self=1", out)
+		}
+		// The shell and ls (and grep) only: nothing of the host.
+		if n, _ := strconv.Atoi(lines[1]); n > 3 {
+			t.Errorf("the container sees %d processes, want only its own", n)
+		}
+	})
+}
+
+func TestContainerCgroupLimitsReadBackInside(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		cfg := e.config("limits", "sleep 3600")
+		cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{
+			CpuShares: 512, CpuQuota: 20000, CpuPeriod: 100000, MemoryLimitInBytes: 64 << 20,
+			Unified: map[string]string{"pids.max": "50"}, CpusetCpus: "0",
+		}
+		id := e.mustRun(t, cfg)
+		for file, want := range map[string]string{
+			"/sys/fs/cgroup/memory/memory.limit_in_bytes": strconv.Itoa(64 << 20),
+			"/sys/fs/cgroup/cpu/cpu.shares":               "512",
+			"/sys/fs/cgroup/cpu/cpu.cfs_quota_us":         "20000",
+			"/sys/fs/cgroup/pids/pids.max":                "50",
+			"/sys/fs/cgroup/cpuset/cpuset.cpus":           "0",
+		} {
+			if got := e.mustExec(t, id, "cat", file); got != want {
+				t.Errorf("%s = %q, want %q", file, got, want)
+			}
+		}
+	})
+}
+
+func TestMemoryHogIsOOMKilled(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		cfg := e.config("hog", "x=a; while :; do x=$x$x; done")
+		cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 32 << 20}
+		st, _ := e.runToExit(t, cfg)
+		if st.Reason != "OOMKilled" || st.ExitCode != 137 {
+			t.Fatalf("reason %q exit %d, want OOMKilled 137", st.Reason, st.ExitCode)
+		}
+	})
+}
+
+func TestForkBombStopsAtThePidsLimit(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		// The subshell forks until it cannot (and dies of it); the parent
+		// then counts processes with builtins alone, as it cannot fork either.
+		cfg := e.config("forks", "(while :; do sleep 3600 & done) 2>/dev/null; set -- /proc/[0-9]*; echo $#")
+		cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{Unified: map[string]string{"pids.max": "20"}}
+		st, out := e.runToExit(t, cfg)
+		n, _ := strconv.Atoi(strings.TrimSpace(out))
+		if st.ExitCode != 0 || n < 10 || n > 20 {
+			t.Fatalf("exit %d, %q processes; want the limit of 20 reached", st.ExitCode, out)
+		}
+	})
+}
+
+func TestUserGroupsAndRunAsUsername(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		cfg := e.config("ids", "id -u; id -g; id -G")
+		cfg.Linux.SecurityContext.RunAsUser = &runtimeapi.Int64Value{Value: images.UserBerth}
+		cfg.Linux.SecurityContext.SupplementalGroups = []int64{4242}
+		_, out := e.runToExit(t, cfg)
+		if got, want := strings.Fields(out), []string{"1000", "1000", "1000", "2000", "2001", "4242"}; strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("run_as_user: %q, want %q", got, want)
+		}
+		cfg = e.config("names", "id -u; id -g")
+		cfg.Linux.SecurityContext.RunAsUsername = "tester"
+		cfg.Linux.SecurityContext.RunAsGroup = &runtimeapi.Int64Value{Value: 3000}
+		_, out = e.runToExit(t, cfg)
+		if got := strings.Fields(out); strings.Join(got, " ") != "1001 3000" {
+			t.Errorf("run_as_username tester, run_as_group 3000: %q", got)
+		}
+		cfg = e.config("nobody-here", "true")
+		cfg.Linux.SecurityContext.RunAsUsername = "mallory"
+		_, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, Config: cfg})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("unknown run_as_username: %v, want InvalidArgument", err)
+		}
+	})
+}
+
+func TestReadonlyRootfsRejectsWrites(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		cfg := e.config("ro", "touch /file")
+		cfg.Linux.SecurityContext.ReadonlyRootfs = true
+		st, out := e.runToExit(t, cfg)
+		if st.ExitCode == 0 || !strings.Contains(out, "Read-only file system") {
+			t.Fatalf("write to a read-only rootfs: exit %d, %q", st.ExitCode, out)
+		}
+		if st.Reason != "Error" {
+			t.Errorf("reason %q, want Error", st.Reason)
+		}
+	})
+}
+
+func TestBindMountsWithEachPropagation(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		host := t.TempDir()
+		os.WriteFile(filepath.Join(host, "f"), []byte("from host"), 0o644)
+		// A shared mount point, so every propagation mode is allowed.
+		shared := t.TempDir()
+		if err := unix.Mount("tmpfs", shared, "tmpfs", 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Unmount(shared, unix.MNT_DETACH) })
+		if err := unix.Mount("", shared, "", unix.MS_SHARED, ""); err != nil {
+			t.Fatal(err)
+		}
+		cfg := e.config("binds", "cat /ro/f; touch /ro/x 2>/dev/null && echo ro-writable; touch /rw/written; grep -E ' /(slave|shared) ' /proc/self/mountinfo")
+		cfg.Mounts = []*runtimeapi.Mount{
+			{ContainerPath: "/ro", HostPath: host, Readonly: true},
+			{ContainerPath: "/rw", HostPath: host},
+			{ContainerPath: "/slave", HostPath: shared, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
+			{ContainerPath: "/shared", HostPath: shared, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL},
+		}
+		st, out := e.runToExit(t, cfg)
+		if st.ExitCode != 0 || !strings.HasPrefix(out, "from host") || strings.Contains(out, "ro-writable") {
+			t.Fatalf("exit %d, output %q", st.ExitCode, out)
+		}
+		if _, err := os.Stat(filepath.Join(host, "written")); err != nil {
+			t.Errorf("write through the rw bind: %v", err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+			switch {
+			case strings.Contains(l, " /slave ") && !strings.Contains(l, "master:"):
+				t.Errorf("host-to-container mount is not a slave: %s", l)
+			case strings.Contains(l, " /shared ") && !strings.Contains(l, "shared:"):
+				t.Errorf("bidirectional mount is not shared: %s", l)
+			}
+		}
+		// A missing host path is refused.
+		cfg = e.config("missing", "true")
+		cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/x", HostPath: filepath.Join(host, "nope")}}
+		_, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, Config: cfg})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "does not exist") {
+			t.Errorf("missing host path: %v", err)
+		}
+		// Bidirectional on a private mount is refused.
+		cfg = e.config("private", "true")
+		cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/x", HostPath: host, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
+		if _, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, Config: cfg}); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("bidirectional on a private mount: %v", err)
+		}
+	})
+}
+
+func TestEntrypointCmdArgsEnvAndWorkdirPrecedence(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		reg := registry.Start(t)
+		ref := reg.Push(t, "library/configured:latest", images.Configured())
+		if _, err := e.d.Images.PullImage(ctxFor(t), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+			t.Fatal(err)
+		}
+		for i, tc := range []struct {
+			name          string
+			command, args []string
+			envs          []*runtimeapi.KeyValue
+			workdir       string
+			want          string
+		}{
+			{name: "image defaults", want: "configured hello from /srv/app as 1000:1000"},
+			{name: "args replace cmd", args: []string{"echo args $BERTH_GREETING"}, want: "args hello"},
+			{name: "command replaces entrypoint", command: []string{"/bin/echo"}, want: ""},
+			{name: "command and args", command: []string{"/bin/echo"}, args: []string{"a", "b"}, want: "a b"},
+			{name: "config env overrides image env", args: []string{"echo $BERTH_GREETING $NEW"},
+				envs: []*runtimeapi.KeyValue{{Key: "BERTH_GREETING", Value: []byte("bye")}, {Key: "NEW", Value: []byte("x")}}, want: "bye x"},
+			{name: "config workdir overrides image workdir", args: []string{"pwd"}, workdir: "/tmp", want: "/tmp"},
+		} {
+			cfg := &runtimeapi.ContainerConfig{
+				Metadata: &runtimeapi.ContainerMetadata{Name: "matrix" + strconv.Itoa(i)},
+				Image:    &runtimeapi.ImageSpec{Image: ref},
+				Command:  tc.command, Args: tc.args, Envs: tc.envs, WorkingDir: tc.workdir,
+				LogPath: "matrix" + strconv.Itoa(i) + ".log",
+			}
+			st, out := e.runToExit(t, cfg)
+			if st.ExitCode != 0 || strings.TrimSpace(out) != tc.want {
+				t.Errorf("%s: exit %d, output %q, want %q", tc.name, st.ExitCode, out, tc.want)
+			}
+		}
+	})
+}
+
+func TestStopGracefulIgnoredAndImmediate(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		graceful := e.mustRun(t, e.config("graceful", "trap 'echo got TERM; exit 3' TERM; while :; do sleep 1; done"))
+		stubborn := e.mustRun(t, e.config("stubborn", "trap '' TERM; while :; do sleep 1; done"))
+		immediate := e.mustRun(t, e.config("immediate", "trap '' TERM; while :; do sleep 1; done"))
+		time.Sleep(200 * time.Millisecond) // let the shells install their traps
+		for _, c := range []struct {
+			id      string
+			timeout int64
+			code    int32
+		}{{graceful, 30, 3}, {stubborn, 1, 137}, {immediate, 0, 137}} {
+			if _, err := e.d.Runtime.StopContainer(ctxFor(t), &runtimeapi.StopContainerRequest{ContainerId: c.id, Timeout: c.timeout}); err != nil {
+				t.Fatalf("StopContainer: %v", err)
+			}
+			st := e.mustStatus(t, c.id)
+			if st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != c.code {
+				t.Errorf("after StopContainer(timeout %d): %v exit %d, want exited %d", c.timeout, st.State, st.ExitCode, c.code)
+			}
+			// Stopping again is fine.
+			if _, err := e.d.Runtime.StopContainer(ctxFor(t), &runtimeapi.StopContainerRequest{ContainerId: c.id, Timeout: 1}); err != nil {
+				t.Errorf("second StopContainer: %v", err)
+			}
+		}
+		if !strings.Contains(logContent(t, filepath.Join(e.logDir, "graceful.log")), "got TERM") {
+			t.Error("the graceful container did not see SIGTERM")
+		}
+	})
+}
+
+func TestExitCodesReasonsAndTimestamps(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		ok, _ := e.runToExit(t, e.config("ok", "true"))
+		bad, _ := e.runToExit(t, e.config("bad", "exit 42"))
+		if ok.ExitCode != 0 || ok.Reason != "Completed" || bad.ExitCode != 42 || bad.Reason != "Error" {
+			t.Errorf("ok: %d %q; bad: %d %q", ok.ExitCode, ok.Reason, bad.ExitCode, bad.Reason)
+		}
+		if !(ok.CreatedAt > 0 && ok.CreatedAt <= ok.StartedAt && ok.StartedAt <= ok.FinishedAt) {
+			t.Errorf("timestamps created %d started %d finished %d", ok.CreatedAt, ok.StartedAt, ok.FinishedAt)
+		}
+		if ok.LogPath != filepath.Join(e.logDir, "ok.log") || ok.ImageRef == "" || ok.Image.GetImage() != e.image {
+			t.Errorf("status: log %q image %q ref %q", ok.LogPath, ok.Image.GetImage(), ok.ImageRef)
+		}
+	})
+}
+
+func TestLogLinesPartialLinesAndReopen(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		// 20000 bytes on one line, then a line on stderr, then wait for a
+		// file to appear before the next line.
+		script := `head -c 20000 /dev/zero | tr '\0' x; echo; echo oops >&2; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after`
+		cfg := e.config("logs", script)
+		id := e.mustRun(t, cfg)
+		path := filepath.Join(e.logDir, "logs.log")
+		deadline := time.Now().Add(time.Minute)
+		for len(logRecords(t, path)) < 3 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		recs := logRecords(t, path)
+		if len(recs) != 3 || recs[0].tag != "P" || len(recs[0].content) != 16384 ||
+			recs[1].tag != "F" || len(recs[1].content) != 20000-16384 || recs[2] != (logRecord{"stderr", "F", "oops"}) {
+			t.Fatalf("records %.300v", recs)
+		}
+		if err := os.Rename(path, path+".1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.d.Runtime.ReopenContainerLog(ctxFor(t), &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); err != nil {
+			t.Fatalf("ReopenContainerLog: %v", err)
+		}
+		e.mustExec(t, id, "touch", "/tmp/go")
+		e.waitExited(t, id)
+		if got := logRecords(t, path); len(got) != 1 || got[0].content != "after" {
+			t.Errorf("reopened log %v, want the line written after the rename", got)
+		}
+		if _, err := e.d.Runtime.ReopenContainerLog(ctxFor(t), &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); status.Code(err) != codes.FailedPrecondition {
+			t.Errorf("ReopenContainerLog of an exited container: %v", err)
+		}
+	})
+}
+
+func TestExecSyncOutputExitCodeTimeoutAndMissingBinary(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		cfg := e.config("exec", "sleep 3600")
+		cfg.Envs = []*runtimeapi.KeyValue{{Key: "FROM_CONFIG", Value: []byte("yes")}}
+		cfg.WorkingDir = "/tmp"
+		cfg.Linux.SecurityContext.RunAsUser = &runtimeapi.Int64Value{Value: images.UserBerth}
+		id := e.mustRun(t, cfg)
+		resp, err := e.d.Runtime.ExecSync(ctxFor(t), &runtimeapi.ExecSyncRequest{ContainerId: id[:12],
+			Cmd: []string{"sh", "-c", "echo out $FROM_CONFIG $(pwd) $(id -u); echo err >&2; exit 7"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(resp.Stdout) != "out yes /tmp 1000\n" || string(resp.Stderr) != "err\n" || resp.ExitCode != 7 {
+			t.Errorf("ExecSync: stdout %q stderr %q exit %d", resp.Stdout, resp.Stderr, resp.ExitCode)
+		}
+		_, err = e.d.Runtime.ExecSync(ctxFor(t), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"sleep", "60"}, Timeout: 1})
+		if status.Code(err) != codes.DeadlineExceeded {
+			t.Errorf("ExecSync past its timeout: %v, want DeadlineExceeded", err)
+		}
+		if out := e.mustExec(t, id, "sh", "-c", "ps -o comm | grep -c sleep"); out != "1" {
+			t.Errorf("the timed-out exec was not killed: %s sleep processes", out)
+		}
+		resp, err = e.d.Runtime.ExecSync(ctxFor(t), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"/no/such/binary"}})
+		if err != nil || resp.ExitCode != 127 || !strings.Contains(string(resp.Stderr), "no/such/binary") {
+			t.Errorf("missing binary: %v, exit %d, stderr %q", err, resp.GetExitCode(), resp.GetStderr())
+		}
+	})
+}
+
+func TestContainersSurviveBerthdSIGKILLAndRestart(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		running := e.mustRun(t, e.config("running", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done"))
+		exits := e.mustRun(t, e.config("exits", "while [ ! -e /tmp/go ]; do sleep 0.1; done; exit 5"))
+		done, _ := e.runToExit(t, e.config("done", "exit 2"))
+		created := e.mustCreate(t, e.config("created", "true"))
+		e.mustExec(t, exits, "true")
+
+		pid := containerPid(t, e, exits)
+		e.d.Kill(t)
+		// While berthd is down, one container exits.
+		if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/root/tmp/go", nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitProcessGone(t, pid)
+		before := len(logRecords(t, filepath.Join(e.logDir, "running.log")))
+		e.d.Restart(t)
+
+		want := map[string]runtimeapi.ContainerState{
+			running: runtimeapi.ContainerState_CONTAINER_RUNNING,
+			exits:   runtimeapi.ContainerState_CONTAINER_EXITED,
+			done.Id: runtimeapi.ContainerState_CONTAINER_EXITED,
+			created: runtimeapi.ContainerState_CONTAINER_CREATED,
+		}
+		resp, err := e.d.Runtime.ListContainers(ctxFor(t), &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: e.pod}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Containers) != len(want) {
+			t.Errorf("%d containers listed after restart, want %d", len(resp.Containers), len(want))
+		}
+		for _, c := range resp.Containers {
+			if c.State != want[c.Id] {
+				t.Errorf("%s: %v, want %v", c.Metadata.Name, c.State, want[c.Id])
+			}
+		}
+		if st := e.mustStatus(t, exits); st.ExitCode != 5 || st.FinishedAt == 0 {
+			t.Errorf("container that exited during the outage: exit %d finished %d, want 5", st.ExitCode, st.FinishedAt)
+		}
+		if st := e.mustStatus(t, done.Id); st.ExitCode != 2 || st.FinishedAt != done.FinishedAt {
+			t.Errorf("container that exited before: exit %d finished %d, want 2 at %d", st.ExitCode, st.FinishedAt, done.FinishedAt)
+		}
+		e.mustExec(t, running, "true")
+		deadline := time.Now().Add(time.Minute)
+		for len(logRecords(t, filepath.Join(e.logDir, "running.log"))) <= before+2 {
+			if time.Now().After(deadline) {
+				t.Fatal("the running container stopped logging across the restart")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		e.mustStart(t, created)
+		if st := e.waitExited(t, created); st.ExitCode != 0 {
+			t.Errorf("container created before the restart: exit %d", st.ExitCode)
+		}
+		if _, err := e.d.Runtime.StopContainer(ctxFor(t), &runtimeapi.StopContainerRequest{ContainerId: running, Timeout: 0}); err != nil {
+			t.Errorf("StopContainer after restart: %v", err)
+		}
+	})
+}
+
+func TestContainerIDPrefixesListFiltersAndRemove(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		a := e.config("a", "sleep 3600")
+		a.Labels = map[string]string{"app": "a"}
+		ida := e.mustRun(t, a)
+		idb := e.mustCreate(t, e.config("b", "true"))
+		list := func(f *runtimeapi.ContainerFilter) []string {
+			resp, err := e.d.Runtime.ListContainers(ctxFor(t), &runtimeapi.ListContainersRequest{Filter: f})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, c := range resp.Containers {
+				ids = append(ids, c.Id)
+			}
+			return ids
+		}
+		running := runtimeapi.ContainerState_CONTAINER_RUNNING
+		for name, tc := range map[string]struct {
+			f    *runtimeapi.ContainerFilter
+			want []string
+		}{
+			"by pod":      {&runtimeapi.ContainerFilter{PodSandboxId: e.pod}, []string{ida, idb}},
+			"by id":       {&runtimeapi.ContainerFilter{Id: ida[:10]}, []string{ida}},
+			"by state":    {&runtimeapi.ContainerFilter{PodSandboxId: e.pod, State: &runtimeapi.ContainerStateValue{State: running}}, []string{ida}},
+			"by label":    {&runtimeapi.ContainerFilter{PodSandboxId: e.pod, LabelSelector: map[string]string{"app": "a"}}, []string{ida}},
+			"by no label": {&runtimeapi.ContainerFilter{PodSandboxId: e.pod, LabelSelector: map[string]string{"app": "z"}}, nil},
+		} {
+			if got := list(tc.f); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("%s: %v, want %v", name, got, tc.want)
+			}
+		}
+		if _, err := e.d.Runtime.ContainerStatus(ctxFor(t), &runtimeapi.ContainerStatusRequest{ContainerId: ""}); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("empty ID: %v", err)
+		}
+		if _, err := e.d.Runtime.ContainerStatus(ctxFor(t), &runtimeapi.ContainerStatusRequest{ContainerId: "ffffffffffffff"}); status.Code(err) != codes.NotFound {
+			t.Errorf("unknown ID: %v", err)
+		}
+		verbose, err := e.d.Runtime.ContainerStatus(ctxFor(t), &runtimeapi.ContainerStatusRequest{ContainerId: ida[:8], Verbose: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var info struct {
+			Pid         int            `json:"pid"`
+			RuntimeSpec map[string]any `json:"runtimeSpec"`
+		}
+		if err := json.Unmarshal([]byte(verbose.Info["info"]), &info); err != nil || info.Pid == 0 || info.RuntimeSpec == nil {
+			t.Errorf("verbose info %q: %v", verbose.Info["info"], err)
+		}
+		// RemoveContainer kills a running container, and is idempotent.
+		for _, id := range []string{ida, ida, idb} {
+			if _, err := e.d.Runtime.RemoveContainer(ctxFor(t), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+				t.Errorf("RemoveContainer %s: %v", id, err)
+			}
+		}
+		if got := list(&runtimeapi.ContainerFilter{PodSandboxId: e.pod}); len(got) != 0 {
+			t.Errorf("containers left after remove: %v", got)
+		}
+	})
+}
+
+// containerPid is the container's first process, from verbose status.
+func containerPid(t *testing.T, e *ctrEnv, id string) int {
+	t.Helper()
+	resp, err := e.d.Runtime.ContainerStatus(ctxFor(t), &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil || info.Pid == 0 {
+		t.Fatalf("verbose info %q: %v", resp.Info["info"], err)
+	}
+	return info.Pid
+}
+
+func waitProcessGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for unix.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still there", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
