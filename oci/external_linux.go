@@ -262,7 +262,23 @@ func (r *external) Exec(ctx context.Context, id string, proc *specs.Process, io 
 		if io.ConsoleSocket == "" {
 			return nil, fmt.Errorf("exec in %s: terminal without a console socket: %w", id, errdefs.ErrInvalidArgument)
 		}
-		args = append(args, "--console-socket", io.ConsoleSocket)
+		// A foreground runtime exec cannot use a console socket (only a
+		// detached one can, and then nobody gets the exit status). So the
+		// runtime allocates the program's pty and relays it to a pty of
+		// ours, whose master goes to the caller's console socket; the
+		// runtime also passes our pty's window size changes on.
+		sock, err := dialConsole(io.ConsoleSocket)
+		if err != nil {
+			return nil, fmt.Errorf("exec in %s: %w", id, err)
+		}
+		slave, err := openConsole(sock, false)
+		if err != nil {
+			return nil, fmt.Errorf("exec in %s: %w", id, err)
+		}
+		defer slave.Close()
+		args = append(args, "--tty")
+		io = IO{Stdin: slave, Stdout: slave, Stderr: slave}
+		c.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	}
 	c.cmd.Args = append(c.cmd.Args, append(args, id)...)
 	c.cmd.Stdin, c.cmd.Stdout, c.cmd.Stderr = io.Stdin, io.Stdout, io.Stderr

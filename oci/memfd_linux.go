@@ -90,3 +90,20 @@ func highFd(f *os.File) (*os.File, error) {
 // kernel opens the binary before it closes such fds, so this works for
 // ELF binaries.
 func execPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
+
+// SealedExe returns a path that execs binary ("" means /proc/self/exe)
+// from its sealed memfd copy, valid in this process and its children until
+// exec. Components that re-execute berthd for long-lived helpers (the
+// container monitor) should start them from it: the helper's own
+// /proc/self/exe is then the sealed copy, which its runtime reuses instead
+// of copying the binary once more per container.
+func SealedExe(binary string) (string, error) {
+	if binary == "" {
+		binary = "/proc/self/exe"
+	}
+	f, err := sealedCopy(binary)
+	if err != nil {
+		return "", err
+	}
+	return execPath(f), nil
+}

@@ -5,8 +5,10 @@ package oci
 // handlers(): the builtin runtime and runc.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -912,4 +914,103 @@ func BenchmarkExec(b *testing.B) {
 			}
 		})
 	}
+}
+
+// consoleSocket listens on a unix socket for a pty master sent with
+// SCM_RIGHTS and returns the socket path and a channel of the master.
+func consoleSocket(t *testing.T) (string, <-chan *os.File) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "berth-cs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "c.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ch := make(chan *os.File, 1)
+	go func() {
+		defer close(ch)
+		conn, err := l.AcceptUnix()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		buf, oob := make([]byte, 4096), make([]byte, 1024)
+		_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			return
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) == 0 {
+			return
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) == 0 {
+			return
+		}
+		ch <- os.NewFile(uintptr(fds[0]), "pty-master")
+	}()
+	return path, ch
+}
+
+// readUntil reads f until it has seen want (or EOF/EIO).
+func readUntil(f *os.File, want string) string {
+	var got []byte
+	buf := make([]byte, 1024)
+	for !bytes.Contains(got, []byte(want)) {
+		n, err := f.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	return string(got)
+}
+
+func TestTerminalGoesToTheConsoleSocket(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		sock, masters := consoleSocket(t)
+		c := newContainer(t, sh(`[ -t 0 ] && [ -t 1 ] && echo on-a-tty; sleep 1000`), func(s *specs.Spec) { s.Process.Terminal = true })
+		pid, err := rt.Create(context.Background(), c.id, c.bundle, IO{ConsoleSocket: sock})
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		c.pid = pid
+		t.Cleanup(func() { rt.Delete(context.Background(), c.id, true); c.reap() })
+		master := <-masters
+		if master == nil {
+			t.Fatal("no pty master on the console socket")
+		}
+		defer master.Close()
+		if err := rt.Start(context.Background(), c.id); err != nil {
+			t.Fatal(err)
+		}
+		if out := readUntil(master, "on-a-tty"); !strings.Contains(out, "on-a-tty") {
+			t.Errorf("console output %q", out)
+		}
+
+		// An exec with a terminal gets its own pty.
+		esock, emasters := consoleSocket(t)
+		p := execProc("sh", "-c", "[ -t 0 ] && echo exec-tty")
+		p.Terminal = true
+		ep, err := rt.Exec(context.Background(), c.id, p, IO{ConsoleSocket: esock})
+		if err != nil {
+			t.Fatalf("Exec: %v", err)
+		}
+		em := <-emasters
+		if em == nil {
+			t.Fatal("no pty master for the exec")
+		}
+		defer em.Close()
+		if out := readUntil(em, "exec-tty"); !strings.Contains(out, "exec-tty") {
+			t.Errorf("exec console output %q", out)
+		}
+		if code, err := ep.Wait(); code != 0 || err != nil {
+			t.Errorf("exec exit %d %v", code, err)
+		}
+	})
 }
