@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berth-runtime/berth/cmd/berthd/config"
 	"github.com/berth-runtime/berth/test/harness"
@@ -442,5 +443,48 @@ func TestImagesSurviveARestart(t *testing.T) {
 	mustPullImage(t, d, ref)
 	if n := reg.TotalBlobFetches(); n != 0 {
 		t.Fatalf("pull after restart fetched %d blobs", n)
+	}
+}
+
+func TestImageRestartCleansUpAPullKilledHalfWay(t *testing.T) {
+	reg := registry.Start(t)
+	img := images.Large(2, 4<<20, 7)
+	ref := reg.Push(t, "interrupted:1", img)
+	layers := layerDigests(t, img)
+	top := layers[len(layers)-1]
+	reg.InjectFault(top, registry.FaultStall, 1) // half the blob, then silence
+	d := harness.Start(t)
+	pulled := make(chan error, 1)
+	go func() { _, err := pullImage(t, d, ref, nil); pulled <- err }()
+
+	// Wait until the top layer is half downloaded and half unpacked.
+	ingest := filepath.Join(d.Root, "image", "ingest")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if entries, _ := os.ReadDir(ingest); len(entries) > 0 && reg.FaultsServed(top) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pull never started the stalled layer")
+		}
+	}
+	before := len(layerDirs(t, d))
+	d.Kill(t)
+	if err := <-pulled; err == nil {
+		t.Fatal("the pull succeeded although berthd was killed during it")
+	}
+	d.Restart(t)
+
+	if entries, _ := os.ReadDir(ingest); len(entries) != 0 {
+		t.Fatalf("partial downloads survived the restart: %v", entries)
+	}
+	if after := len(layerDirs(t, d)); after >= before {
+		t.Fatalf("%d layer dirs after the restart, %d before: the half-unpacked one was not removed", after, before)
+	}
+	if imgs := listImages(t, d); len(imgs) != 0 {
+		t.Fatalf("an interrupted pull left images: %v", imgs)
+	}
+	reg.ClearFaults()
+	if got := mustPullImage(t, d, ref); got != configDigest(t, img) {
+		t.Fatalf("pull after restart gave %s", got)
 	}
 }
