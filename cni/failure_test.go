@@ -44,7 +44,9 @@ ADD) sleep 600; exit 0;;
 exit 0
 `)
 	tn.writeConf(t, "10-net.conflist", tn.conflist(tn.bridgePlugin(), map[string]any{"type": "hang"}))
-	m := tn.manager(t, func(c *Config) { c.PluginTimeout = 1 })
+	// Long enough for the bridge plugin before it on a loaded machine, and
+	// for the DEL that undoes it.
+	m := tn.manager(t, func(c *Config) { c.PluginTimeout = 5 })
 	pod := newPod(t, "a")
 	_, err := m.Setup(context.Background(), pod)
 	if err == nil || !strings.Contains(err.Error(), "timed out") {
