@@ -1,12 +1,17 @@
 package image
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/containerd/errdefs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 func writeHosts(t *testing.T, dir, host, content string) {
@@ -125,5 +130,39 @@ func TestEndpointsRejectBadFiles(t *testing.T) {
 	writeHosts(t, dir, "r.example", `server = "ftp://x"`)
 	if _, err := endpoints(dir, "r.example"); !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("bad server error %v, want invalid argument", err)
+	}
+}
+
+func TestHostsTomlHeadersAndOverridePathReachTheRegistry(t *testing.T) {
+	reg := newTestRegistry(t)
+	l := newLayer(t, gzipped, file{name: "h", body: "h"})
+	reg.push(t, "app:1", imageOf(t, v1.Config{}, l))
+	var mu sync.Mutex
+	var gotHeader, gotNS string
+	reg.fault(l.digest(), func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		gotHeader, gotNS = r.Header.Get("X-Berth-Test"), r.URL.Query().Get("ns")
+		mu.Unlock()
+		w.Write(l.blob)
+	})
+	// A mirror whose API root is /mirror/v2 rather than /v2, as
+	// override_path allows.
+	mirror := httptest.NewServer(http.StripPrefix("/mirror", reg.Config.Handler))
+	t.Cleanup(mirror.Close)
+	dir := t.TempDir()
+	writeHosts(t, dir, "example.invalid", fmt.Sprintf(`server = "http://127.0.0.1:1"
+
+[host."%s/mirror/v2"]
+  override_path = true
+  capabilities = ["pull", "resolve"]
+  [host."%s/mirror/v2".header]
+    x-berth-test = "from-hosts-toml"
+`, mirror.URL, mirror.URL))
+	s := openTestStore(t, Config{ConfigPath: dir})
+	mustPull(t, s, "example.invalid/app:1")
+	mu.Lock()
+	defer mu.Unlock()
+	if gotHeader != "from-hosts-toml" || gotNS != "example.invalid" {
+		t.Fatalf("mirror saw header %q and ns %q, want the hosts.toml header and the upstream name", gotHeader, gotNS)
 	}
 }
