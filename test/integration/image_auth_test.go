@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,4 +106,37 @@ func TestImagePullOverTLSWithTheCAFromHostsToml(t *testing.T) {
 		d := startWithHosts(t, map[string]string{reg.Host(): fmt.Sprintf("server = %q\nskip_verify = true\n", reg.URL())})
 		mustPullImage(t, d, ref)
 	})
+}
+
+func TestImagePullWithARegistryTokenFromTheRequest(t *testing.T) {
+	reg := registry.Start(t, registry.WithBearerAuth("dave", "token-s3cret"))
+	ref := reg.Push(t, "private/app:1", images.Busybox())
+	user, pass := reg.Credentials()
+	// Kubelet may hand over a token it got itself; berthd uses it as is.
+	req, err := http.NewRequest(http.MethodGet, reg.TokenURL()+"?service="+registry.TokenService+
+		"&scope=repository:private/app:pull", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.Token == "" {
+		t.Fatalf("token: %v (status %s)", err, resp.Status)
+	}
+	_, issuedBefore := reg.TokenRequests()
+	d := harness.Start(t)
+	if _, err := pullImage(t, d, ref, &runtimeapi.AuthConfig{RegistryToken: tok.Token}); err != nil {
+		t.Fatalf("pull with a registry token: %v", err)
+	}
+	if _, issued := reg.TokenRequests(); issued != issuedBefore {
+		t.Fatalf("berthd asked the token server although it had a token")
+	}
+	assertSecretKept(t, d, tok.Token)
 }
