@@ -3,6 +3,8 @@ package sandbox
 import (
 	"context"
 	"fmt"
+
+	"github.com/containerd/errdefs"
 	"time"
 
 	"go.uber.org/zap"
@@ -11,9 +13,13 @@ import (
 // StopPod stops every container of the pod (their stop signal, then
 // SIGKILL after the grace), ends berth-podinit and detaches the pod from
 // its network. The namespaces stay pinned until RemovePod. Stopping a
-// stopped pod does nothing.
+// stopped pod, or one that is gone, does nothing: the CRI asks for no
+// error once everything is reclaimed (CRI-O answers so too).
 func (m *Manager) StopPod(ctx context.Context, id string) error {
 	p, err := m.podByID(id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

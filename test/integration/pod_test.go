@@ -425,6 +425,7 @@ func TestStopAndRemovePodAreIdempotent(t *testing.T) {
 	mustStopPod(t, d, id)
 	mustRemovePod(t, d, id)
 	mustRemovePod(t, d, id)
+	mustStopPod(t, d, id) // all reclaimed: no error, as the CRI asks
 	if _, err := d.Runtime.PodSandboxStatus(ctxFor(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id}); status.Code(err) != codes.NotFound {
 		t.Errorf("PodSandboxStatus after removal: %v, want NotFound", err)
 	}
