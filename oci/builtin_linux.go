@@ -257,15 +257,13 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 		Args:       []string{"berth-init"},
 		Env:        []string{},
 		Dir:        "/",
-		Stdin:      io.Stdin,
-		Stdout:     io.Stdout,
-		Stderr:     io.Stderr,
 		ExtraFiles: []*os.File{childSock, fifo},
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: clone,
 			Setsid:     true,
 		},
 	}
+	io.attach(cmd)
 	if s.Process.Terminal {
 		if io.ConsoleSocket == "" {
 			return 0, fmt.Errorf("container %s: terminal without a console socket: %w", id, errdefs.ErrInvalidArgument)

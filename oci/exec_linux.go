@@ -16,6 +16,7 @@ package oci
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,24 +110,27 @@ func (r *builtin) Exec(ctx context.Context, id string, proc *specs.Process, pio 
 		cfg.ConsoleFd = 3 + len(extra)
 		extra = append(extra, console)
 	}
-	cfgJSON, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("exec in %s: %w", id, err)
+	env := []string{
+		"_BERTH_NSENTER=" + strings.Join(plan, ","),
+		"_BERTH_NSENTER_CGROUP=" + strings.Join(s.Cgroup.procsFiles(), "\n"),
+	}
+	if fast, ok := fastExecConfig(proc); ok {
+		env = append(env, "_BERTH_EXEC_C="+fast)
+	} else {
+		cfgJSON, err := json.Marshal(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("exec in %s: %w", id, err)
+		}
+		env = append(env, "_BERTH_EXEC="+string(cfgJSON))
 	}
 	cmd := &exec.Cmd{
-		Path: execPath(bin),
-		Args: []string{"berth-exec"},
-		Env: []string{
-			"_BERTH_NSENTER=" + strings.Join(plan, ","),
-			"_BERTH_NSENTER_CGROUP=" + strings.Join(s.Cgroup.procsFiles(), "\n"),
-			"_BERTH_EXEC=" + string(cfgJSON),
-		},
+		Path:       execPath(bin),
+		Args:       []string{"berth-exec"},
+		Env:        env,
 		Dir:        "/",
-		Stdin:      pio.Stdin,
-		Stdout:     pio.Stdout,
-		Stderr:     pio.Stderr,
 		ExtraFiles: extra,
 	}
+	pio.attach(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("exec in %s: start: %w", id, err)
 	}
@@ -290,4 +294,79 @@ func execContainer() error {
 	// with it: finishProcess re-arms the parent death signal after the
 	// credential change that clears it.
 	return finishProcess(p, path, nil, os.Getppid() == 0)
+}
+
+// fastExecConfig encodes proc for the C exec path of oci/nsenter (see
+// nsenter/exec.c); ok is false when that path cannot run it (a terminal,
+// or a config too large for an environment variable).
+func fastExecConfig(p *specs.Process) (string, bool) {
+	if p.Terminal {
+		return "", false
+	}
+	c, err := parseLinuxCaps(p.Capabilities)
+	if err != nil {
+		return "", false
+	}
+	var b []byte
+	add := func(k, v string) {
+		b = append(append(append(append(b, k...), 0), v...), 0)
+	}
+	for _, a := range p.Args {
+		add("arg", a)
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range p.Env {
+		if strings.ContainsRune(e, 0) {
+			return "", false
+		}
+		add("env", e)
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	add("path", path)
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	add("cwd", cwd)
+	add("uid", strconv.FormatUint(uint64(p.User.UID), 10))
+	add("gid", strconv.FormatUint(uint64(p.User.GID), 10))
+	for _, g := range p.User.AdditionalGids {
+		add("group", strconv.FormatUint(uint64(g), 10))
+	}
+	if p.User.Umask != nil {
+		add("umask", strconv.FormatUint(uint64(*p.User.Umask), 10))
+	}
+	if p.OOMScoreAdj != nil {
+		add("oom", strconv.Itoa(*p.OOMScoreAdj))
+	}
+	if p.NoNewPrivileges {
+		add("nnp", "1")
+	}
+	for _, l := range p.Rlimits {
+		r, ok := rlimitTypes[l.Type]
+		if !ok {
+			return "", false // the Go path reports it
+		}
+		add("rlimit", fmt.Sprintf("%d:%d:%d", r, l.Soft, l.Hard))
+	}
+	add("lastcap", strconv.Itoa(c.last))
+	for _, m := range []struct {
+		k string
+		s capSet
+	}{{"capb", c.bounding}, {"cape", c.effective}, {"capp", c.permitted}, {"capi", c.inheritable}, {"capa", c.ambient}} {
+		add(m.k, strconv.FormatUint(uint64(m.s[1])<<32|uint64(m.s[0]), 16))
+	}
+	for _, a := range p.Args {
+		if strings.ContainsRune(a, 0) {
+			return "", false
+		}
+	}
+	out := hex.EncodeToString(b)
+	// Linux caps one environment string at 128 KiB.
+	if len(out) > 120<<10 {
+		return "", false
+	}
+	return out, true
 }

@@ -153,7 +153,7 @@ func (r *external) Create(ctx context.Context, id, bundle string, io IO) (int, e
 		args = append(args, "--console-socket", io.ConsoleSocket)
 	}
 	c.cmd.Args = append(c.cmd.Args, append(args, id)...)
-	c.cmd.Stdin, c.cmd.Stdout, c.cmd.Stderr = io.Stdin, io.Stdout, io.Stderr
+	io.attach(c.cmd)
 	if err := c.cmd.Run(); err != nil {
 		return 0, c.failure("create container "+id, err, nil)
 	}
@@ -281,7 +281,7 @@ func (r *external) Exec(ctx context.Context, id string, proc *specs.Process, io 
 		c.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	}
 	c.cmd.Args = append(c.cmd.Args, append(args, id)...)
-	c.cmd.Stdin, c.cmd.Stdout, c.cmd.Stderr = io.Stdin, io.Stdout, io.Stderr
+	io.attach(c.cmd)
 	if err := c.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("exec in %s: %w", id, err)
 	}

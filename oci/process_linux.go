@@ -54,6 +54,21 @@ func readMsg(r *bufio.Reader) (syncMsg, error) {
 	return m, nil
 }
 
+// attach makes io the stdio of cmd. Files left nil become /dev/null (a nil
+// *os.File must not reach os/exec inside an interface: it would close the
+// fd instead).
+func (io IO) attach(cmd *exec.Cmd) {
+	if io.Stdin != nil {
+		cmd.Stdin = io.Stdin
+	}
+	if io.Stdout != nil {
+		cmd.Stdout = io.Stdout
+	}
+	if io.Stderr != nil {
+		cmd.Stderr = io.Stderr
+	}
+}
+
 // rlimitTypes maps the spec's names to resources.
 var rlimitTypes = map[string]int{
 	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,

@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SYNC_FD 3
+#include "nsenter.h"
 
 static pid_t child_pid;
 
@@ -137,4 +137,7 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 	}
 	unsetenv("_BERTH_NSENTER");
 	unsetenv("_BERTH_NSENTER_CGROUP");
+	spec = getenv("_BERTH_EXEC_C");
+	if (spec)
+		exec_fast(spec, need_fork);
 }

@@ -20,6 +20,10 @@
 // Failures are written as a JSON error message to fd 3, the runtime's sync
 // pipe, which the proxy closes.
 //
+// With _BERTH_EXEC_C set (see exec.c) the constructor also sets up the
+// process and execs the program, so the Go runtime never starts for an
+// exec; oci.ExecMain does it otherwise (terminals).
+//
 // Outside the exec role the constructor does nothing.
 package nsenter
 

@@ -1,0 +1,11 @@
+#ifndef BERTH_NSENTER_H
+#define BERTH_NSENTER_H
+
+#include <signal.h>
+
+#define SYNC_FD 3
+
+void report_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void exec_fast(const char *hex, int behind_proxy) __attribute__((noreturn));
+
+#endif
