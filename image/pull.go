@@ -195,6 +195,9 @@ func (p *pull) run(ctx context.Context) (string, error) {
 		if err := l.Digest.Validate(); err != nil {
 			return "", fmt.Errorf("manifest %s: layer %d: %v: %w", desc.Digest, i+1, err, errdefs.ErrInvalidArgument)
 		}
+		if err := cfg.RootFS.DiffIDs[i].Validate(); err != nil {
+			return "", fmt.Errorf("config %s: diff ID %d: %v: %w", m.Config.Digest, i+1, err, errdefs.ErrInvalidArgument)
+		}
 		if l.Size < 0 {
 			return "", fmt.Errorf("manifest %s: layer %d: negative size: %w", desc.Digest, i+1, errdefs.ErrInvalidArgument)
 		}
