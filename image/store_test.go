@@ -357,3 +357,36 @@ func mustGet(t *testing.T, s *Store, ref string) Image {
 	}
 	return img
 }
+
+func TestRemoveDuringAPullKeepsTheLayersThePullUses(t *testing.T) {
+	reg := newTestRegistry(t)
+	base := newLayer(t, gzipped, file{name: "base", body: "b"})
+	a := imageOf(t, v1.Config{}, base, newLayer(t, gzipped, file{name: "a", body: "a"}))
+	top := newLayer(t, gzipped, file{name: "b", body: "b"})
+	b := imageOf(t, v1.Config{}, base, top)
+	refA, refB := reg.push(t, "a:1", a), reg.push(t, "b:1", b)
+	s := openTestStore(t, Config{})
+	ctx := context.Background()
+	idA := mustPull(t, s, refA)
+
+	started, release := make(chan struct{}), make(chan struct{})
+	reg.fault(top.digest(), func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		w.Write(top.blob)
+	})
+	pulled := make(chan error, 1)
+	go func() { _, err := s.Pull(ctx, refB, nil); pulled <- err }()
+	<-started // b's pull found the shared base stored and is fetching its top
+	if err := s.Remove(ctx, idA); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-pulled; err != nil {
+		t.Fatalf("pull of b while a was removed: %v", err)
+	}
+	target := mountTestSnapshot(t, s, "c", mustConfigDigest(t, b))
+	if names := readdirNames(t, target); !slices.Equal(names, []string{"b", "base"}) {
+		t.Fatalf("b's rootfs has %v", names)
+	}
+}
