@@ -294,8 +294,10 @@ func (s *Store) commitImage(rec imageRecord, tags, digests []string) error {
 	defer s.invalidateUsage()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, l := range rec.Layers {
-			if _, ok, err := getLayer(tx, l.ChainID); err != nil || !ok {
-				return fmt.Errorf("record image %s: layer %s is not stored (%v): %w", rec.ID, l.ChainID, err, errdefs.ErrAborted)
+			if _, ok, err := getLayer(tx, l.ChainID); err != nil {
+				return err
+			} else if !ok {
+				return fmt.Errorf("record image %s: layer %s is not stored: %w", rec.ID, l.ChainID, errdefs.ErrAborted)
 			}
 		}
 		if old, ok, err := getImage(tx, rec.ID); err != nil {

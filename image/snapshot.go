@@ -34,8 +34,10 @@ func (s *Store) PrepareSnapshot(ctx context.Context, key, imageID string) (retEr
 			return err
 		}
 		for _, id := range img.chainIDs() {
-			if _, ok, err := getLayer(tx, id); err != nil || !ok {
-				return fmt.Errorf("image %s: layer %s is missing (%v): %w", img.ID, id, err, errdefs.ErrFailedPrecondition)
+			if _, ok, err := getLayer(tx, id); err != nil {
+				return err
+			} else if !ok {
+				return fmt.Errorf("image %s: layer %s is missing: %w", img.ID, id, errdefs.ErrFailedPrecondition)
 			}
 		}
 		rec = snapshotRecord{Key: key, ImageID: img.ID, ChainIDs: img.chainIDs(), Created: time.Now().UTC()}
