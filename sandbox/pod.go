@@ -85,6 +85,9 @@ type Pod struct {
 	state string
 	ips   []string
 	init  *podInit // berth-podinit, in POD PID mode
+	// resources and overhead are the pod-level resources: the config's,
+	// then UpdatePodSandboxResources'.
+	resources, overhead *runtimeapi.LinuxContainerResources
 }
 
 // podByID resolves a pod ID or unique ID prefix.
@@ -153,6 +156,12 @@ type podRecord struct {
 	State          string            `json:"state"`
 	IPs            []string          `json:"ips,omitempty"`
 	Init           *initRecord       `json:"init,omitempty"`
+	// ResourcesUpdated: UpdatePodSandboxResources replaced the config's
+	// resources and overhead by Resources and Overhead (protobuf
+	// runtimeapi.LinuxContainerResources).
+	ResourcesUpdated bool   `json:"resources_updated,omitempty"`
+	Resources        []byte `json:"resources,omitempty"`
+	Overhead         []byte `json:"overhead,omitempty"`
 }
 
 // initRecord identifies a berth-podinit process across berthd restarts:

@@ -74,7 +74,19 @@ func (m *Manager) podFromRecord(rec *podRecord) (*Pod, error) {
 	if ns == nil {
 		ns = map[string]string{}
 	}
+	resources, overhead := cfg.GetLinux().GetResources(), cfg.GetLinux().GetOverhead()
+	if rec.ResourcesUpdated {
+		resources, overhead = &runtimeapi.LinuxContainerResources{}, &runtimeapi.LinuxContainerResources{}
+		if err := proto.Unmarshal(rec.Resources, resources); err != nil {
+			return nil, fmt.Errorf("decode resources of pod %s: %w", rec.ID, err)
+		}
+		if err := proto.Unmarshal(rec.Overhead, overhead); err != nil {
+			return nil, fmt.Errorf("decode overhead of pod %s: %w", rec.ID, err)
+		}
+	}
 	return &Pod{
+		resources:     resources,
+		overhead:      overhead,
 		id:            rec.ID,
 		config:        cfg,
 		handler:       rec.RuntimeHandler,

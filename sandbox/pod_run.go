@@ -76,6 +76,8 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 		ns:        map[string]string{},
 		cgroup:    cgroup,
 		state:     podReady,
+		resources: cfg.GetLinux().GetResources(),
+		overhead:  cfg.GetLinux().GetOverhead(),
 	}
 	var kinds []string
 	for _, k := range []string{"net", "ipc", "uts"} {
@@ -284,6 +286,11 @@ func (p *Pod) recordLocked() *podRecord {
 	}
 	if p.init != nil {
 		r.Init = p.init.record()
+	}
+	if p.resources != p.config.GetLinux().GetResources() || p.overhead != p.config.GetLinux().GetOverhead() {
+		r.ResourcesUpdated = true
+		r.Resources, _ = proto.Marshal(p.resources)
+		r.Overhead, _ = proto.Marshal(p.overhead)
 	}
 	return r
 }

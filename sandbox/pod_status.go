@@ -27,6 +27,10 @@ type PodVerbose struct {
 	Hostname     string                       `json:"hostname"`
 	Files        map[string]string            `json:"files"` // container path → host path
 	Config       *runtimeapi.PodSandboxConfig `json:"config"`
+	// Resources and Overhead are the pod-level ones now (after
+	// UpdatePodSandboxResources).
+	Resources *runtimeapi.LinuxContainerResources `json:"resources,omitempty"`
+	Overhead  *runtimeapi.LinuxContainerResources `json:"overhead,omitempty"`
 }
 
 func (p *Pod) info() PodInfo {
@@ -76,6 +80,7 @@ func (m *Manager) PodVerboseInfo(ctx context.Context, id string) (PodVerbose, er
 	if p.init != nil {
 		v.InitPid = p.init.pid
 	}
+	v.Resources, v.Overhead = p.resources, p.overhead
 	p.mu.RUnlock()
 	return v, nil
 }

@@ -292,6 +292,43 @@ func TestPodCgroupGetsResourcesPlusOverheadAndGoesWithThePod(t *testing.T) {
 	}
 }
 
+func TestUpdatePodSandboxResourcesResizesThePodCgroupAndIsKept(t *testing.T) {
+	d := startPodDaemon(t)
+	cfg := podConfig(d, "pod-a")
+	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}
+	id := mustRunPod(t, d, cfg)
+	_, err := d.Runtime.UpdatePodSandboxResources(ctxFor(t), &runtimeapi.UpdatePodSandboxResourcesRequest{
+		PodSandboxId: id[:12],
+		Resources:    &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 112 << 20},
+		Overhead:     &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 16 << 20},
+	})
+	if err != nil {
+		t.Fatalf("UpdatePodSandboxResources: %v", err)
+	}
+	file := memoryLimitFile(cfg.Linux.CgroupParent)
+	if got, _ := os.ReadFile(file); strings.TrimSpace(string(got)) != strconv.Itoa(128<<20) {
+		t.Errorf("%s = %s after the resize, want %d", file, got, 128<<20)
+	}
+	d.Kill(t)
+	d.Restart(t)
+	var v struct {
+		Resources struct {
+			Memory int64 `json:"memory_limit_in_bytes"`
+		} `json:"resources"`
+	}
+	if err := json.Unmarshal([]byte(mustPodStatus(t, d, id).Info["info"]), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Resources.Memory != 112<<20 {
+		t.Errorf("pod resources after a restart: memory %d, want the resized %d", v.Resources.Memory, 112<<20)
+	}
+	mustStopPod(t, d, id)
+	if _, err := d.Runtime.UpdatePodSandboxResources(ctxFor(t), &runtimeapi.UpdatePodSandboxResourcesRequest{PodSandboxId: id}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("UpdatePodSandboxResources of a stopped pod: %v, want FailedPrecondition", err)
+	}
+	mustRemovePod(t, d, id)
+}
+
 func TestHostNamespacePodUsesTheHostsNamespacesAndName(t *testing.T) {
 	d := startPodDaemon(t)
 	cfg := hostNetwork(podConfig(d, "pod-host"))
