@@ -20,6 +20,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/berth-runtime/berth/oci"
@@ -313,7 +314,7 @@ func hostDevice(p string) (specs.LinuxDevice, error) {
 func setSecurity(s *specs.Spec, sc *runtimeapi.LinuxContainerSecurityContext) error {
 	s.Process.NoNewPrivileges = sc.GetNoNewPrivs()
 	if sc.GetPrivileged() {
-		all := allCaps()
+		all := heldCaps()
 		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
 		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 		for i, m := range s.Mounts {
@@ -363,7 +364,7 @@ func capabilities(c *runtimeapi.Capability) ([]string, error) {
 	}
 	for _, n := range c.GetAddCapabilities() {
 		if strings.EqualFold(n, "ALL") {
-			for k := range known {
+			for _, k := range heldCaps() {
 				set[k] = true
 			}
 			continue
@@ -402,6 +403,38 @@ func allCaps() []string {
 		"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 	}
 	return names
+}
+
+// heldCaps are the capabilities in berthd's own bounding set: a
+// container cannot get more (this machine's root lacks CAP_SYS_RESOURCE),
+// so "all" means these, as with containerd's privileged containers.
+func heldCaps() []string {
+	all := allCaps()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return all
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapBnd:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return all
+			}
+			return capsInMask(all, mask)
+		}
+	}
+	return all
+}
+
+// capsInMask keeps the names (in kernel order) whose bit is set in mask.
+func capsInMask(names []string, mask uint64) []string {
+	var out []string
+	for i, n := range names {
+		if mask&(1<<uint(i)) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func removeString(list []string, s string) []string {

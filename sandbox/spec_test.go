@@ -375,3 +375,14 @@ func TestBuildSpecSecurity(t *testing.T) {
 }
 
 func i64v(v int64) *runtimeapi.Int64Value { return &runtimeapi.Int64Value{Value: v} }
+
+func TestCapsInMaskFollowsKernelNumbering(t *testing.T) {
+	all := allCaps()
+	if all[24] != "CAP_SYS_RESOURCE" || all[21] != "CAP_SYS_ADMIN" || all[40] != "CAP_CHECKPOINT_RESTORE" {
+		t.Fatalf("capability names are out of kernel order: %q %q %q", all[24], all[21], all[40])
+	}
+	got := capsInMask(all, 1<<0|1<<24)
+	if !slices.Equal(got, []string{"CAP_CHOWN", "CAP_SYS_RESOURCE"}) {
+		t.Fatalf("caps of mask = %q", got)
+	}
+}

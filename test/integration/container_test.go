@@ -302,7 +302,7 @@ func TestReadonlyRootfsRejectsWrites(t *testing.T) {
 func TestBindMountsWithEachPropagation(t *testing.T) {
 	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
 		host := t.TempDir()
-		os.WriteFile(filepath.Join(host, "f"), []byte("from host"), 0o644)
+		os.WriteFile(filepath.Join(host, "f"), []byte("from host\n"), 0o644)
 		// A shared mount point, so every propagation mode is allowed.
 		shared := t.TempDir()
 		if err := unix.Mount("tmpfs", shared, "tmpfs", 0, ""); err != nil {
@@ -312,12 +312,11 @@ func TestBindMountsWithEachPropagation(t *testing.T) {
 		if err := unix.Mount("", shared, "", unix.MS_SHARED, ""); err != nil {
 			t.Fatal(err)
 		}
-		cfg := e.config("binds", "cat /ro/f; touch /ro/x 2>/dev/null && echo ro-writable; touch /rw/written; grep -E ' /(slave|shared) ' /proc/self/mountinfo")
+		cfg := e.config("binds", "cat /ro/f; touch /ro/x 2>/dev/null && echo ro-writable; touch /rw/written; grep ' /slave ' /proc/self/mountinfo")
 		cfg.Mounts = []*runtimeapi.Mount{
 			{ContainerPath: "/ro", HostPath: host, Readonly: true},
 			{ContainerPath: "/rw", HostPath: host},
 			{ContainerPath: "/slave", HostPath: shared, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
-			{ContainerPath: "/shared", HostPath: shared, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL},
 		}
 		st, out := e.runToExit(t, cfg)
 		if st.ExitCode != 0 || !strings.HasPrefix(out, "from host") || strings.Contains(out, "ro-writable") {
@@ -326,14 +325,22 @@ func TestBindMountsWithEachPropagation(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(host, "written")); err != nil {
 			t.Errorf("write through the rw bind: %v", err)
 		}
-		for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
-			switch {
-			case strings.Contains(l, " /slave ") && !strings.Contains(l, "master:"):
-				t.Errorf("host-to-container mount is not a slave: %s", l)
-			case strings.Contains(l, " /shared ") && !strings.Contains(l, "shared:"):
-				t.Errorf("bidirectional mount is not shared: %s", l)
-			}
+		if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "master:") {
+			t.Errorf("host-to-container mount is not a slave: %q", out)
 		}
+		// Bidirectional: a mount made inside the container shows on the host.
+		cfg = e.config("bidir", "mkdir -p /shared/sub && mount -t tmpfs bidir /shared/sub && grep ' /shared ' /proc/self/mountinfo")
+		cfg.Linux.SecurityContext.Privileged = true
+		cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/shared", HostPath: shared, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
+		st, out = e.runToExit(t, cfg)
+		if st.ExitCode != 0 || !strings.Contains(out, "shared:") {
+			t.Errorf("bidirectional: exit %d, %q", st.ExitCode, out)
+		}
+		sub := filepath.Join(shared, "sub")
+		if !isMountPoint(t, sub) {
+			t.Errorf("the container's mount at /shared/sub did not propagate to %s", sub)
+		}
+		unix.Unmount(sub, unix.MNT_DETACH)
 		// A missing host path is refused.
 		cfg = e.config("missing", "true")
 		cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/x", HostPath: filepath.Join(host, "nope")}}
@@ -725,4 +732,17 @@ func TestPIDNamespaceTargetModeSharesTheTargetsProcesses(t *testing.T) {
 			t.Errorf("the TARGET-mode container sees %q sleep processes, want the target's 1", out)
 		}
 	})
+}
+
+func isMountPoint(t *testing.T, p string) bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == p {
+			return true
+		}
+	}
+	return false
 }
