@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/containerd/errdefs"
 	"go.uber.org/zap"
 )
 
@@ -14,21 +13,11 @@ import (
 // removes the pod cgroup, the pod's files and its record. Removing an
 // unknown pod is not an error (kubelet retries removals).
 func (m *Manager) RemovePod(ctx context.Context, id string) error {
-	p, err := m.podByID(id)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	p, err := m.lockPod(id)
+	if p == nil {
 		return err
 	}
-	p.lifecycle.Lock()
 	defer p.lifecycle.Unlock()
-	m.mu.RLock()
-	gone := m.pods[p.id] != p
-	m.mu.RUnlock()
-	if gone { // removed while this call waited for the lock
-		return nil
-	}
 	if err := m.stopPodLocked(ctx, p); err != nil {
 		return err
 	}

@@ -3,10 +3,9 @@ package sandbox
 import (
 	"context"
 	"fmt"
-
-	"github.com/containerd/errdefs"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"go.uber.org/zap"
 )
 
@@ -16,16 +15,34 @@ import (
 // stopped pod, or one that is gone, does nothing: the CRI asks for no
 // error once everything is reclaimed (CRI-O answers so too).
 func (m *Manager) StopPod(ctx context.Context, id string) error {
-	p, err := m.podByID(id)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	p, err := m.lockPod(id)
+	if p == nil {
 		return err
 	}
-	p.lifecycle.Lock()
 	defer p.lifecycle.Unlock()
 	return m.stopPodLocked(ctx, p)
+}
+
+// lockPod resolves id and takes the pod's lifecycle lock. A pod that is
+// not there, or was removed while the lock was awaited, is nil with no
+// error: stop and remove of a gone pod succeed.
+func (m *Manager) lockPod(id string) (*Pod, error) {
+	p, err := m.podByID(id)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.lifecycle.Lock()
+	m.mu.RLock()
+	gone := m.pods[p.id] != p
+	m.mu.RUnlock()
+	if gone {
+		p.lifecycle.Unlock()
+		return nil, nil
+	}
+	return p, nil
 }
 
 // stopPodLocked stops p; the caller holds p.lifecycle. Every step is
