@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -33,8 +34,11 @@ type testRegistry struct {
 	host string
 
 	mu sync.Mutex
-	// user and password, once set, are required as HTTP Basic credentials.
+	// user and password, once set, are required as HTTP Basic credentials,
+	// or, with bearer, by the token server at /token, which also takes
+	// password as an OAuth2 refresh token (an identity token).
 	user, password string
+	bearer         bool
 	gets           map[string]int                                          // blob digest -> GETs
 	faults         map[string]func(w http.ResponseWriter, r *http.Request) // blob digest -> handler
 }
@@ -45,9 +49,19 @@ func newTestRegistry(t *testing.T) *testRegistry {
 	tr := &testRegistry{gets: map[string]int{}, faults: map[string]func(http.ResponseWriter, *http.Request){}}
 	tr.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tr.mu.Lock()
-		user, password := tr.user, tr.password
+		user, password, bearer := tr.user, tr.password, tr.bearer
 		tr.mu.Unlock()
-		if user != "" {
+		if bearer && r.URL.Path == "/token" {
+			tr.serveToken(w, r)
+			return
+		}
+		if bearer {
+			if r.Header.Get("Authorization") != "Bearer "+testToken {
+				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, tr.URL))
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+		} else if user != "" {
 			if u, p, ok := r.BasicAuth(); !ok || u != user || p != password {
 				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
 				w.WriteHeader(http.StatusUnauthorized)
@@ -78,6 +92,34 @@ func (tr *testRegistry) requireBasicAuth(user, password string) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	tr.user, tr.password = user, password
+}
+
+// requireBearer makes the registry demand a token from its /token
+// endpoint, which wants user and password (Basic) or password as a refresh
+// token.
+func (tr *testRegistry) requireBearer(user, password string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.user, tr.password, tr.bearer = user, password, true
+}
+
+// testToken is the only bearer token the test registry issues.
+const testToken = "berth-test-token"
+
+func (tr *testRegistry) serveToken(w http.ResponseWriter, r *http.Request) {
+	tr.mu.Lock()
+	user, password := tr.user, tr.password
+	tr.mu.Unlock()
+	u, p, _ := r.BasicAuth()
+	switch {
+	case r.Method == http.MethodGet && u == user && p == password:
+	case r.Method == http.MethodPost && r.FormValue("grant_type") == "refresh_token" && r.FormValue("refresh_token") == password:
+	default:
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"token":%q,"access_token":%q}`, testToken, testToken)
 }
 
 func (tr *testRegistry) blobGets(d string) int {

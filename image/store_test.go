@@ -390,3 +390,31 @@ func TestRemoveDuringAPullKeepsTheLayersThePullUses(t *testing.T) {
 		t.Fatalf("b's rootfs has %v", names)
 	}
 }
+
+func TestPullWithBearerTokensFromPasswordsAndIdentityTokens(t *testing.T) {
+	reg := newTestRegistry(t)
+	ref := reg.push(t, "tokened:1", imageOf(t, v1.Config{}, newLayer(t, gzipped, file{name: "t", body: "t"})))
+	reg.requireBearer("erin", "identity-s3cret")
+	for _, tc := range []struct {
+		name string
+		auth *Auth
+		ok   bool
+	}{
+		{"no credentials are refused", nil, false},
+		{"a password is exchanged for a token", &Auth{Username: "erin", Password: "identity-s3cret"}, true},
+		{"an identity token is exchanged as a refresh token", &Auth{Username: "erin", IdentityToken: "identity-s3cret"}, true},
+		{"a registry token is used as it is", &Auth{RegistryToken: testToken}, true},
+		{"a wrong identity token is refused", &Auth{Username: "erin", IdentityToken: "wrong"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openTestStore(t, Config{})
+			_, err := s.Pull(context.Background(), ref, tc.auth)
+			if tc.ok && err != nil {
+				t.Fatal(err)
+			}
+			if !tc.ok && !errdefs.IsUnauthorized(err) {
+				t.Fatalf("error %v, want unauthenticated", err)
+			}
+		})
+	}
+}
