@@ -109,7 +109,8 @@ func (c *call) failure(what string, runErr error, out []byte) error {
 	}
 	err := fmt.Errorf("%s: %s", what, msg)
 	switch {
-	case strings.Contains(msg, "does not exist") || strings.Contains(msg, "not found") && strings.Contains(msg, "container"):
+	case strings.Contains(msg, "does not exist") || strings.Contains(msg, "not found") && strings.Contains(msg, "container"),
+		strings.Contains(msg, "/status`: No such file or directory"): // crun
 		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
 	case strings.Contains(msg, "already exists"):
 		return fmt.Errorf("%w: %w", err, errdefs.ErrAlreadyExists)
@@ -193,6 +194,10 @@ func (r *external) Kill(ctx context.Context, id string, sig syscall.Signal, all 
 		args = append(args, "--all")
 	}
 	_, err := r.run(ctx, "kill container "+id, append(args, id, strconv.Itoa(int(sig)))...)
+	if err != nil && strings.Contains(err.Error(), "not running") {
+		// As the builtin runtime (and containerd) say it.
+		return fmt.Errorf("kill container %s: process already finished: %w", id, errdefs.ErrNotFound)
+	}
 	return err
 }
 

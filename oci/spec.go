@@ -86,6 +86,10 @@ func defaultDeviceRules() []specs.LinuxDeviceCgroup {
 	return rules
 }
 
+// SpecVersion is the ociVersion Berth writes. Everything Berth sets is in
+// runtime-spec 1.0.2, and Debian's crun 1.8 refuses any version but 1.0.x.
+const SpecVersion = "1.0.2"
+
 // DefaultSpec returns the spec of an unprivileged Linux container named id
 // with the defaults containerd's CRI plugin and runc use: its own pid, ipc,
 // uts, mount and network namespaces (and cgroup on a cgroup v2 host), the standard /proc, /dev, /sys mounts,
@@ -96,7 +100,7 @@ func defaultDeviceRules() []specs.LinuxDeviceCgroup {
 func DefaultSpec(id string) *specs.Spec {
 	caps := append([]string(nil), DefaultCapabilities...)
 	return &specs.Spec{
-		Version:  specs.Version,
+		Version:  SpecVersion,
 		Hostname: id,
 		Root:     &specs.Root{Path: "rootfs"},
 		Process: &specs.Process{
