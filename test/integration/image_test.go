@@ -488,3 +488,35 @@ func TestImageRestartCleansUpAPullKilledHalfWay(t *testing.T) {
 		t.Fatalf("pull after restart gave %s", got)
 	}
 }
+
+func TestImageCallsRefuseMissingAndMalformedReferences(t *testing.T) {
+	d := harness.Start(t)
+	ctx := ctxFor(t)
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"PullImage without an image", func() error {
+			_, err := d.Images.PullImage(ctx, &runtimeapi.PullImageRequest{})
+			return err
+		}},
+		{"PullImage of a malformed reference", func() error {
+			_, err := d.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "Not/A:Valid:Ref"}})
+			return err
+		}},
+		{"ImageStatus without an image", func() error {
+			_, err := d.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{})
+			return err
+		}},
+		{"RemoveImage without an image", func() error {
+			_, err := d.Images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.call(); status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("%v, want InvalidArgument", err)
+			}
+		})
+	}
+}
