@@ -610,6 +610,32 @@ func TestContainerIDPrefixesListFiltersAndRemove(t *testing.T) {
 		if err := json.Unmarshal([]byte(verbose.Info["info"]), &info); err != nil || info.Pid == 0 || info.RuntimeSpec == nil {
 			t.Errorf("verbose info %q: %v", verbose.Info["info"], err)
 		}
+		// Created containers until two share a first hex digit (at most 17):
+		// that digit is an ambiguous prefix.
+		byDigit := map[byte]string{ida[0]: ida, idb[0]: idb}
+		var prefix string
+		var extra []string
+		for i := 0; prefix == "" && i < 17; i++ {
+			if ida[0] == idb[0] {
+				prefix = ida[:1]
+				break
+			}
+			id := e.mustCreate(t, e.config("c"+strconv.Itoa(i), "true"))
+			extra = append(extra, id)
+			if _, ok := byDigit[id[0]]; ok {
+				prefix = id[:1]
+			}
+			byDigit[id[0]] = id
+		}
+		_, err = e.d.Runtime.ContainerStatus(ctxFor(t), &runtimeapi.ContainerStatusRequest{ContainerId: prefix})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "ambiguous") {
+			t.Errorf("ambiguous prefix %q: %v, want InvalidArgument saying it is ambiguous", prefix, err)
+		}
+		for _, id := range extra {
+			if _, err := e.d.Runtime.RemoveContainer(ctxFor(t), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+				t.Errorf("RemoveContainer %s: %v", id, err)
+			}
+		}
 		// RemoveContainer kills a running container, and is idempotent.
 		for _, id := range []string{ida, ida, idb} {
 			if _, err := e.d.Runtime.RemoveContainer(ctxFor(t), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
