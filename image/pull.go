@@ -225,26 +225,14 @@ func (p *pull) run(ctx context.Context) (string, error) {
 	return rec.ID, nil
 }
 
-// resolve fetches the manifest or index the reference names. A digest
-// reference whose manifest is already stored needs no registry.
+// resolve fetches the manifest or index the reference names, asking the
+// endpoints that may resolve tags. A digest reference is content: any pull
+// endpoint may serve it, and one already stored needs no registry.
 func (p *pull) resolve(ctx context.Context) (ocispec.Descriptor, []byte, error) {
 	if p.ref.Digest != "" {
 		return p.manifestByDigest(ctx, digest.Digest(p.ref.Digest))
 	}
-	var desc ocispec.Descriptor
-	var body []byte
-	err := p.eachEndpoint(ctx, "resolve "+p.ref.Tag, func(ep *endpoint) bool { return ep.resolve }, func(c *client) error {
-		var err error
-		desc, body, err = c.manifest(ctx, p.ref.Tag)
-		return err
-	})
-	if err != nil {
-		return desc, nil, err
-	}
-	if err := p.s.writeBlob(desc.Digest, body); err != nil {
-		return desc, nil, err
-	}
-	return desc, body, nil
+	return p.fetchManifest(ctx, p.ref.Tag, func(ep *endpoint) bool { return ep.resolve })
 }
 
 // manifestByDigest reads a manifest from the store or any pull endpoint.
@@ -253,11 +241,17 @@ func (p *pull) manifestByDigest(ctx context.Context, d digest.Digest) (ocispec.D
 		desc, err := sniffManifest(d, body)
 		return desc, body, err
 	}
+	return p.fetchManifest(ctx, d.String(), func(ep *endpoint) bool { return ep.pull })
+}
+
+// fetchManifest fetches a manifest by tag or digest from the first capable
+// endpoint that has it, and stores it.
+func (p *pull) fetchManifest(ctx context.Context, ident string, capable func(*endpoint) bool) (ocispec.Descriptor, []byte, error) {
 	var desc ocispec.Descriptor
 	var body []byte
-	err := p.eachEndpoint(ctx, "manifest "+d.String(), func(ep *endpoint) bool { return ep.pull }, func(c *client) error {
+	err := p.eachEndpoint(ctx, "manifest "+ident, capable, func(c *client) error {
 		var err error
-		desc, body, err = c.manifest(ctx, d.String())
+		desc, body, err = c.manifest(ctx, ident)
 		return err
 	})
 	if err != nil {
