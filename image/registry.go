@@ -134,22 +134,22 @@ func (c *client) manifest(ctx context.Context, ident string) (ocispec.Descriptor
 		ocispec.MediaTypeImageManifest, mediaDockerManifest}, ", "))
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s: %w", ident, classifyTransport(err))
+		return ocispec.Descriptor{}, nil, classifyTransport(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s: %w", ident, statusError(resp))
+		return ocispec.Descriptor{}, nil, statusError(resp)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxManifest+1))
 	if err != nil {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s: read: %w", ident, classifyTransport(err))
+		return ocispec.Descriptor{}, nil, fmt.Errorf("read: %w", classifyTransport(err))
 	}
 	if len(body) > maxManifest {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s: larger than %d bytes: %w", ident, maxManifest, errdefs.ErrInvalidArgument)
+		return ocispec.Descriptor{}, nil, fmt.Errorf("larger than %d bytes: %w", maxManifest, errdefs.ErrInvalidArgument)
 	}
 	d := digest.FromBytes(body)
 	if want, err := digest.Parse(ident); err == nil && want != d {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s: content has digest %s: %w", ident, d, errdefs.ErrDataLoss)
+		return ocispec.Descriptor{}, nil, fmt.Errorf("content has digest %s: %w", d, errdefs.ErrDataLoss)
 	}
 	mt, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
 	mt = strings.TrimSpace(mt)
@@ -160,7 +160,7 @@ func (c *client) manifest(ctx context.Context, ident string) (ocispec.Descriptor
 		FSLayers  json.RawMessage   `json:"fsLayers"`
 	}
 	if err := json.Unmarshal(body, &probe); err != nil {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s: not JSON: %w", ident, errdefs.ErrInvalidArgument)
+		return ocispec.Descriptor{}, nil, fmt.Errorf("not JSON: %w", errdefs.ErrInvalidArgument)
 	}
 	switch {
 	case probe.MediaType != "":
