@@ -61,6 +61,7 @@
 // On-disk layout under Options.StateDir:
 //
 //	pods/<pod id>.json     record of an attached pod (see record)
+//	pod-cidr               kubelet's pod CIDR, as UpdatePodCIDR last got it
 //	cache/results/...      libcni's cached ADD results, prevResult for DEL and CHECK
 //	networks/<network>/    host-local reservations of the default network
 package cni
@@ -190,6 +191,12 @@ func New(opts Options) (_ *Manager, retErr error) {
 		log:      log,
 		timeout:  time.Duration(cfg.PluginTimeout) * time.Second,
 		cni:      libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, filepath.Join(opts.StateDir, "cache"), newExec(log)),
+	}
+	if err := m.loadPodCIDR(); err != nil {
+		return nil, err
+	}
+	if len(m.podCIDRs) > 0 {
+		subnet = m.podCIDRs
 	}
 	if cfg.DefaultNetwork {
 		if err := m.writeDefaultNetwork(subnet, false); err != nil {

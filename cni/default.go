@@ -2,6 +2,7 @@ package cni
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -127,10 +128,34 @@ func (m *Manager) UpdatePodCIDR(cidr string) error {
 			return err
 		}
 	}
+	// kubelet sends its pod CIDR again only when it changes, not when
+	// berthd restarts: keep it for the next Manager.
+	if err := writeFileAtomic(m.podCIDRPath(), []byte(joinNets(subnets)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("record pod CIDR: %w", err)
+	}
 	m.mu.Lock()
 	m.podCIDRs = subnets
 	m.mu.Unlock()
 	m.log.Info("pod CIDR updated", zap.String("pod_cidr", joinNets(subnets)))
+	return nil
+}
+
+func (m *Manager) podCIDRPath() string { return filepath.Join(m.stateDir, "pod-cidr") }
+
+// loadPodCIDR reads the pod CIDR an earlier berthd got from kubelet.
+func (m *Manager) loadPodCIDR() error {
+	data, err := os.ReadFile(m.podCIDRPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read pod CIDR: %w", err)
+	}
+	subnets, err := parseCIDRs(strings.TrimSpace(string(data)))
+	if err != nil {
+		return fmt.Errorf("pod CIDR in %s: %w", m.podCIDRPath(), err)
+	}
+	m.podCIDRs = subnets
 	return nil
 }
 
@@ -173,22 +198,14 @@ func (m *Manager) moveDefaultNetwork(subnets []*net.IPNet) error {
 
 // attachedTo lists the pods with a record on network.
 func (m *Manager) attachedTo(network string) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(m.stateDir, "pods"))
+	recs, err := m.records()
 	if err != nil {
-		return nil, fmt.Errorf("list network records: %w", err)
+		return nil, err
 	}
 	var pods []string
-	for _, e := range entries {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(id, ".") {
-			continue
-		}
-		rec, err := m.loadRecord(id)
-		if err != nil {
-			return nil, err
-		}
-		if rec != nil && rec.Network == network {
-			pods = append(pods, id)
+	for _, rec := range recs {
+		if rec.Network == network {
+			pods = append(pods, rec.ID)
 		}
 	}
 	return pods, nil

@@ -204,3 +204,31 @@ func TestNewRefusesBadDefaultNetworkSettings(t *testing.T) {
 		})
 	}
 }
+
+func TestPodCIDRSurvivesARestart(t *testing.T) {
+	tn := newTestNet(t)
+	tn.standard(t)
+	m := tn.manager(t)
+	moved := newTestNet(t)
+	if err := m.UpdatePodCIDR(moved.subnet.String()); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	// The default network file is gone too: the new Manager writes it for
+	// kubelet's range, not the configured one.
+	if err := os.Remove(filepath.Join(tn.confDir, DefaultConfFile)); err != nil {
+		t.Fatal(err)
+	}
+	m2 := tn.manager(t)
+	rt, err := m2.runtimeConf(newPod(t, "a"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := rt.CapabilityArgs[capIPRanges].([][]ipRange); !ok || len(got) != 1 || got[0][0].Subnet != moved.subnet.String() {
+		t.Errorf("ipRanges after restart = %#v, want %s", rt.CapabilityArgs[capIPRanges], moved.subnet)
+	}
+	res := mustSetup(t, m2, newPod(t, "b"))
+	if !moved.subnet.Contains(res.IPs[0]) {
+		t.Errorf("pod after restart got %s, want an address in %s", res.IPs[0], moved.subnet)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,14 +46,26 @@ func (e *pluginExec) ExecPlugin(ctx context.Context, path string, stdin []byte, 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = pluginWaitDelay
+	start := time.Now()
 	err := cmd.Run()
-	if msg := bytes.TrimSpace(stderr.Bytes()); len(msg) > 0 {
-		e.log.Debug("plugin stderr", zap.String("plugin", path), zap.ByteString("output", msg))
+	if ce := e.log.Check(zap.DebugLevel, "plugin ran"); ce != nil {
+		ce.Write(zap.String("plugin", path), zap.String("command", pluginCommand(environ)),
+			zap.Duration("duration", time.Since(start)), zap.ByteString("stderr", bytes.TrimSpace(stderr.Bytes())))
 	}
 	if err != nil {
 		return nil, pluginError(err, stdout.Bytes(), stderr.Bytes())
 	}
 	return stdout.Bytes(), nil
+}
+
+// pluginCommand is the CNI_COMMAND of a plugin's environment.
+func pluginCommand(environ []string) string {
+	for i := len(environ) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(environ[i], "CNI_COMMAND="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // pluginError is the plugin's own error (a CNI error object on stdout),

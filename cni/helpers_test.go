@@ -52,7 +52,7 @@ type testNet struct {
 
 // newTestNet makes the directories of a private network and deletes its
 // bridge when the test ends. Call writeConf to put its conflist in place.
-func newTestNet(t *testing.T) *testNet {
+func newTestNet(t testing.TB) *testNet {
 	t.Helper()
 	n := subnetSeq.Add(1)
 	_, subnet, _ := net.ParseCIDR(fmt.Sprintf("10.199.%d.0/24", n))
@@ -107,7 +107,7 @@ func (tn *testNet) writeConf(t *testing.T, file string, data []byte) {
 
 // standard makes the network Berth's default one (loopback, bridge with
 // host-local, portmap), on the test's own bridge, range and store.
-func (tn *testNet) standard(t *testing.T) {
+func (tn *testNet) standard(t testing.TB) {
 	t.Helper()
 	tn.builtin = true
 	tn.name = DefaultNetworkName
@@ -115,7 +115,7 @@ func (tn *testNet) standard(t *testing.T) {
 
 // manager starts a Manager on the network, with the test's state dir.
 // Managers of one test share it, as a restarted berthd does.
-func (tn *testNet) manager(t *testing.T, mutate ...func(*Config)) *Manager {
+func (tn *testNet) manager(t testing.TB, mutate ...func(*Config)) *Manager {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.ConfDir = tn.confDir
@@ -177,7 +177,7 @@ func (tn *testNet) bridgePorts(t *testing.T) []string {
 
 // newNetNS pins a fresh network namespace, as the sandbox does for a pod,
 // and removes it when the test ends.
-func newNetNS(t *testing.T) string {
+func newNetNS(t testing.TB) string {
 	t.Helper()
 	name := "berth-cni-test-" + randHex(6)
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {

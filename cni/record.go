@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/containernetworking/cni/libcni"
@@ -72,6 +73,44 @@ func (m *Manager) loadRecord(id string) (*record, error) {
 		return nil, fmt.Errorf("network record %s: unknown version %d", m.recordPath(id), r.Version)
 	}
 	return &r, nil
+}
+
+// records reads every pod record.
+func (m *Manager) records() ([]*record, error) {
+	entries, err := os.ReadDir(filepath.Join(m.stateDir, "pods"))
+	if err != nil {
+		return nil, fmt.Errorf("list network records: %w", err)
+	}
+	var recs []*record
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || validPodID(id) != nil {
+			continue // a temporary file of writeFileAtomic
+		}
+		rec, err := m.loadRecord(id)
+		if err != nil {
+			return nil, err
+		}
+		if rec != nil {
+			recs = append(recs, rec)
+		}
+	}
+	return recs, nil
+}
+
+// Attached lists the pods the network holds something for: attached, or
+// owed a teardown. After a restart the sandbox tears down those it no
+// longer knows (Teardown needs only the ID).
+func (m *Manager) Attached() ([]string, error) {
+	recs, err := m.records()
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(recs))
+	for i, rec := range recs {
+		ids[i] = rec.ID
+	}
+	return ids, nil
 }
 
 func (m *Manager) saveRecord(r *record) error {

@@ -180,6 +180,9 @@ func (m *Manager) teardown(ctx context.Context, rec *record, log *zap.Logger) er
 		// namespace; the links went with the namespace.
 		netns = ""
 	}
+	// Plugins find the masquerading rules to remove through the pod's
+	// interface addresses; without them Berth removes the rules itself.
+	intact := netns != "" && hasAddrs(netns, rec.IfName, rec.IPs)
 	list, err := rec.list()
 	if err == nil {
 		dctx, cancel := m.withTimeout(ctx)
@@ -189,9 +192,7 @@ func (m *Manager) teardown(ctx context.Context, rec *record, log *zap.Logger) er
 		}
 		cancel()
 	}
-	if err == nil && rec.masquerades() {
-		// Also with the namespace present: a pod whose interface is gone
-		// leaves the plugins nothing to find the rules by.
+	if err == nil && !intact && rec.masquerades() {
 		err = releaseMasquerade(rec.Network, rec.ID, rec.IPs)
 	}
 	if err == nil {

@@ -311,3 +311,27 @@ func TestCheckPassesForAnAttachedPodAndFailsWhenItsInterfaceIsGone(t *testing.T)
 	}
 	assertNoTrace(t, tn, m, pod)
 }
+
+func TestAttachedListsThePodsOwedATeardown(t *testing.T) {
+	tn := newTestNet(t)
+	tn.standard(t)
+	m := tn.manager(t)
+	a, b := newPod(t, "a"), newPod(t, "b")
+	mustSetup(t, m, a)
+	mustSetup(t, m, b)
+	if err := m.Teardown(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	m2 := tn.manager(t)
+	got, err := m2.Attached()
+	if err != nil || !slices.Equal(got, []string{b.ID}) {
+		t.Fatalf("Attached after a restart = %v, %v; want [%s]", got, err, b.ID)
+	}
+	if err := m2.Teardown(context.Background(), Pod{ID: b.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m2.Attached(); err != nil || len(got) != 0 {
+		t.Errorf("Attached after Teardown = %v, %v", got, err)
+	}
+}
