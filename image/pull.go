@@ -152,6 +152,9 @@ func (p *pull) run(ctx context.Context) (string, error) {
 		if desc, body, err = p.manifestByDigest(ctx, child.Digest); err != nil {
 			return "", err
 		}
+		if child.Size > 0 && desc.Size != child.Size {
+			return "", fmt.Errorf("manifest %s: %d bytes, its index says %d: %w", desc.Digest, desc.Size, child.Size, errdefs.ErrDataLoss)
+		}
 		blobs = append(blobs, desc.Digest.String())
 	}
 	switch desc.MediaType {
