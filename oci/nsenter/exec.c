@@ -1,3 +1,5 @@
+//go:build linux
+
 // The exec fast path: when _BERTH_EXEC_C is set, the process is set up
 // and the program exec'd right here, after the namespaces are joined, so
 // the Go runtime of berthd never starts for an exec (it costs tens of

@@ -1,4 +1,6 @@
-// See nsenter.go for what this does and why it is C.
+//go:build linux
+
+// See nsenter_linux.go for what this does and why it is C.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
