@@ -125,7 +125,9 @@ type exitStatus struct {
 // state directory. It never returns.
 func MonitorMain() {
 	debug.SetGCPercent(20)
-	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
+	// Caught, not ignored: an ignored signal would stay ignored in the
+	// container's processes across exec. Sends to the full channel drop.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	if len(os.Args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: berth-monitor <container state dir>")
 		os.Exit(2)

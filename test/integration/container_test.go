@@ -424,7 +424,13 @@ func TestStopGracefulIgnoredAndImmediate(t *testing.T) {
 
 func TestExitCodesReasonsAndTimestamps(t *testing.T) {
 	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
-		ok, _ := e.runToExit(t, e.config("ok", "true"))
+		okCfg := e.config("ok", "")
+		okCfg.Command = []string{"grep", "SigIgn", "/proc/self/status"}
+		ok, out := e.runToExit(t, okCfg)
+		// Nothing berthd or the monitor ignore leaks into the container.
+		if strings.TrimSpace(out) != "SigIgn:\t0000000000000000" {
+			t.Errorf("the container's process starts with ignored signals: %q", out)
+		}
 		bad, _ := e.runToExit(t, e.config("bad", "exit 42"))
 		if ok.ExitCode != 0 || ok.Reason != "Completed" || bad.ExitCode != 42 || bad.Reason != "Error" {
 			t.Errorf("ok: %d %q; bad: %d %q", ok.ExitCode, ok.Reason, bad.ExitCode, bad.Reason)
@@ -486,6 +492,9 @@ func TestExecSyncOutputExitCodeTimeoutAndMissingBinary(t *testing.T) {
 		}
 		if string(resp.Stdout) != "out yes /tmp 1000\n" || string(resp.Stderr) != "err\n" || resp.ExitCode != 7 {
 			t.Errorf("ExecSync: stdout %q stderr %q exit %d", resp.Stdout, resp.Stderr, resp.ExitCode)
+		}
+		if got := e.mustExec(t, id, "grep", "SigIgn", "/proc/self/status"); got != "SigIgn:\t0000000000000000" {
+			t.Errorf("exec'd process starts with ignored signals: %q", got)
 		}
 		_, err = e.d.Runtime.ExecSync(ctxFor(t), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"sleep", "60"}, Timeout: 1})
 		if status.Code(err) != codes.DeadlineExceeded {
