@@ -55,12 +55,17 @@ func (p *pull) layers(ctx context.Context, descs []ocispec.Descriptor, refs []la
 		})
 	}
 	wg.Wait()
+	var first error
 	for _, err := range errs {
-		if err != nil {
-			return err // the lowest failing layer; the others are logged
+		switch {
+		case err == nil:
+		case first == nil:
+			first = err // returned; the others are logged
+		default:
+			p.log.Warn("layer failed", zap.Error(err))
 		}
 	}
-	return nil
+	return first
 }
 
 // ensureLayer unpacks one layer unless its chain is already stored. Pulls
@@ -97,7 +102,22 @@ func (p *pull) ensureLayer(ctx context.Context, desc ocispec.Descriptor, ref lay
 			return err
 		}
 		start := time.Now()
-		stored := s.hasBlob(desc.Digest)
+		// One download per blob: an image may hold the same blob at two
+		// places of its chain (Docker's empty layers), which are two
+		// layers to unpack but one blob to fetch. Whoever does not
+		// stream it unpacks it from the store afterwards.
+		streamed := false
+		err = s.flights.do(ctx, "blob/"+desc.Digest.String(), func(ctx context.Context) error {
+			if s.hasBlob(desc.Digest) {
+				return nil
+			}
+			streamed = true
+			return p.fetchBlob(ctx, desc, unpack)
+		})
+		if err != nil {
+			return err
+		}
+		stored := !streamed
 		if stored {
 			f, err := os.Open(s.blobPath(desc.Digest.Encoded()))
 			if err != nil {
@@ -109,8 +129,6 @@ func (p *pull) ensureLayer(ctx context.Context, desc ocispec.Descriptor, ref lay
 				s.dropBadBlob(ctx, desc.Digest)
 				return fmt.Errorf("unpack stored blob: %w", err)
 			}
-		} else if err := p.fetchBlob(ctx, desc, unpack); err != nil {
-			return err
 		}
 		if diffID != ref.DiffID {
 			if stored {

@@ -276,3 +276,21 @@ func TestPullOfAnUnknownTagIsNotFound(t *testing.T) {
 		t.Fatalf("pull error %v, want not found", err)
 	}
 }
+
+func TestABlobAtTwoPlacesInTheChainIsDownloadedOnce(t *testing.T) {
+	reg := newTestRegistry(t)
+	twice := newLayer(t, gzipped, file{name: "same", body: "s"})
+	img := imageOf(t, v1.Config{}, twice, newLayer(t, zstded, file{name: "between", body: "b"}), twice)
+	s := openTestStore(t, Config{})
+	id := mustPull(t, s, reg.push(t, "twice:1", img))
+	if n := reg.blobGets(twice.digest()); n != 1 {
+		t.Fatalf("the repeated blob was downloaded %d times, want once", n)
+	}
+	if n := len(layerDirs(t, s)); n != 3 {
+		t.Fatalf("%d layer dirs, want 3 (one per chain position)", n)
+	}
+	target := mountTestSnapshot(t, s, "c", id)
+	if names := readdirNames(t, target); !slices.Equal(names, []string{"between", "same"}) {
+		t.Fatalf("rootfs has %v", names)
+	}
+}
