@@ -40,10 +40,6 @@ func newEnv(dir string, o options) (_ *env, retErr error) {
 			e.close()
 		}
 	}()
-	busybox, err := withLinkModes(images.Busybox())
-	if err != nil {
-		return nil, fmt.Errorf("busybox image: %w", err)
-	}
 	pause, kind, err := pauseImage(dir)
 	e.pauseKind = kind
 	if err != nil {
@@ -53,7 +49,7 @@ func newEnv(dir string, o options) (_ *env, retErr error) {
 		e.reg = registry.Start(e.tb)
 		e.largeImg = images.Large(o.largeLayers, o.largeMB<<20, images.BenchSeed)
 		e.siblingImg = images.LargeSibling(o.largeLayers, o.largeMB<<20, images.BenchSeed, o.sharedLayers)
-		e.busybox = e.reg.Push(e.tb, "bench/busybox:latest", busybox)
+		e.busybox = e.reg.Push(e.tb, "bench/busybox:latest", images.Busybox())
 		e.pause = e.reg.Push(e.tb, "bench/pause:latest", pause)
 		e.large = e.reg.Push(e.tb, "bench/large:latest", e.largeImg)
 		e.sibling = e.reg.Push(e.tb, "bench/large-sibling:latest", e.siblingImg)

@@ -52,8 +52,7 @@ func pauseImage(dir string) (v1.Image, string, error) {
 	}
 	if out, err := exec.Command("cc", "-Os", "-static", "-o", bin, src).CombinedOutput(); err != nil {
 		logf("no static C compiler (%v: %s); using the busybox pause image", err, bytes.TrimSpace(out))
-		img, err := withLinkModes(images.Pause())
-		return img, "busybox-sh", err
+		return images.Pause(), "busybox-sh", nil
 	}
 	data, err := os.ReadFile(bin)
 	if err != nil {

@@ -34,6 +34,7 @@ func (r *runner) pulls(ctx context.Context) error {
 			return err
 		}
 		fetched := 0
+		var notFetched []string
 		for _, l := range layers {
 			d, err := l.Digest()
 			if err != nil {
@@ -41,8 +42,11 @@ func (r *runner) pulls(ctx context.Context) error {
 			}
 			if r.env.reg.BlobFetches(d) > 0 {
 				fetched++
+			} else {
+				notFetched = append(notFetched, d.String())
 			}
 		}
+		logf("  %s pull %s: %.2fs, %d of %d layer blobs fetched; not fetched: %v", r.runtime, im.name, time.Since(start).Seconds(), fetched, len(layers), notFetched)
 		r.out.Set("pull."+im.name+".layers_fetched", float64(fetched))
 	}
 	return nil
