@@ -54,9 +54,12 @@
 // out ADD is undone with DEL before Setup returns. A failed DEL keeps the
 // record and is retried by the next Teardown; after maxTeardownAttempts (3)
 // failures Teardown logs the error, forgets the pod and returns nil, so a
-// broken plugin cannot block pod removal forever. Check runs CHECK. Every
-// ADD, CHECK and DEL of a network is bounded by Config.PluginTimeout; a
-// plugin overrunning it is killed with its process group.
+// broken plugin cannot block pod removal forever; a damaged record is torn
+// down once with the network in use now, then dropped. Attached lists the
+// pods with a record, for the sandbox to reconcile after a restart. Check
+// runs CHECK. Every ADD, CHECK and DEL of a network is bounded by
+// Config.PluginTimeout; a plugin overrunning it is killed with its process
+// group.
 //
 // On-disk layout under Options.StateDir:
 //

@@ -156,3 +156,21 @@ func TestSetupAfterACrashedSetupReleasesTheFirstAttempt(t *testing.T) {
 		t.Errorf("reservations %v, want only %s", got, res.IPs[0])
 	}
 }
+
+func TestDamagedRecordIsTornDownWithTheCurrentNetwork(t *testing.T) {
+	tn := newTestNet(t)
+	tn.standard(t)
+	m := tn.manager(t)
+	pod := newPod(t, "a")
+	mustSetup(t, m, pod)
+	if err := os.WriteFile(m.recordPath(pod.ID), []byte(`{"version": 1, "id": `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Attached(); err != nil || len(got) != 1 || got[0] != pod.ID {
+		t.Errorf("Attached with a damaged record = %v, %v; want the pod", got, err)
+	}
+	if err := m.Teardown(context.Background(), pod); err != nil {
+		t.Fatalf("Teardown with a damaged record: %v", err)
+	}
+	assertNoTrace(t, tn, m, pod)
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/containernetworking/cni/libcni"
+	"go.uber.org/zap"
 )
 
 // recordVersion is the schema of pod records; bump it with a migration in
@@ -67,12 +68,40 @@ func (m *Manager) loadRecord(id string) (*record, error) {
 	}
 	var r record
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("network record %s: %w", m.recordPath(id), err)
+		return nil, fmt.Errorf("network record %s: %w: %w", m.recordPath(id), errBadRecord, err)
 	}
-	if r.Version != recordVersion {
-		return nil, fmt.Errorf("network record %s: unknown version %d", m.recordPath(id), r.Version)
+	if r.Version != recordVersion || r.ID != id {
+		return nil, fmt.Errorf("network record %s: %w: version %d, pod %q", m.recordPath(id), errBadRecord, r.Version, r.ID)
 	}
 	return &r, nil
+}
+
+// errBadRecord is a record that cannot be read back: a damaged file, or
+// one of a schema this berthd does not know.
+var errBadRecord = errors.New("unusable record")
+
+// podRecord is loadRecord for a pod being set up or torn down. An
+// unusable record is replaced by one for the network in use now, with a
+// single DEL left before Teardown gives up: that is the best guess at
+// what the pod holds, and no broken file blocks the pod's removal.
+func (m *Manager) podRecord(pod Pod) (*record, error) {
+	rec, err := m.loadRecord(pod.ID)
+	if !errors.Is(err, errBadRecord) {
+		return rec, err
+	}
+	m.log.Error("network record unusable; tearing down with the current network", zap.String("sandbox", pod.ID), zap.Error(err))
+	n, nerr := m.current()
+	var rt *libcni.RuntimeConf
+	if nerr == nil {
+		rt, nerr = m.runtimeConf(pod, pod.NetNS)
+	}
+	if nerr != nil {
+		m.log.Error("forgetting the pod's network; addresses or rules of it may remain", zap.String("sandbox", pod.ID), zap.Error(nerr))
+		return nil, m.removeRecord(pod.ID)
+	}
+	rec = newRecord(pod.ID, pod.NetNS, n, rt)
+	rec.TeardownFailures = maxTeardownAttempts - 1
+	return rec, nil
 }
 
 // records reads every pod record.
@@ -88,6 +117,9 @@ func (m *Manager) records() ([]*record, error) {
 			continue // a temporary file of writeFileAtomic
 		}
 		rec, err := m.loadRecord(id)
+		if errors.Is(err, errBadRecord) {
+			rec, err = &record{ID: id}, nil // owed a teardown, network unknown
+		}
 		if err != nil {
 			return nil, err
 		}

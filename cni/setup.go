@@ -42,7 +42,7 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (_ Result, retErr error) {
 	log := m.log.With(zap.String("sandbox", pod.ID))
 	defer m.locks.lock(pod.ID)()
 
-	rec, err := m.loadRecord(pod.ID)
+	rec, err := m.podRecord(pod)
 	if err != nil {
 		return Result{}, err
 	}
@@ -162,7 +162,7 @@ func (m *Manager) Teardown(ctx context.Context, pod Pod) error {
 		return err
 	}
 	defer m.locks.lock(pod.ID)()
-	rec, err := m.loadRecord(pod.ID)
+	rec, err := m.podRecord(pod)
 	if err != nil {
 		return err
 	}
