@@ -206,9 +206,9 @@ func New(opts Options) (_ *Manager, retErr error) {
 			return nil, err
 		}
 	}
-	m.watcher, err = watch(cfg.ConfDir, m.reload, log)
-	if err != nil {
-		return nil, err
+	if m.watcher, err = watch(cfg.ConfDir, m.reload, log); err != nil {
+		// Out of inotify watches, say: Ready reloads on every call instead.
+		log.Warn("cni conf dir not watched; reloading on every status check", zap.Error(err))
 	}
 	m.reload()
 	return m, nil
