@@ -100,7 +100,8 @@ func cpuTimes(d daemon.Daemon) (map[int]time.Duration, error) {
 func writeProcs(r *runner, procs []*daemon.Proc) error {
 	var b []byte
 	for _, p := range procs {
-		b = fmt.Appendf(b, "%d\t%d\trss %d KiB\tpss %d KiB\t%v\n", p.PID, p.PPID, p.RSS/1024, p.PSS()/1024, p.Argv)
+		b = fmt.Appendf(b, "%d\t%d\trss %d KiB (anon %d, file %d)\tpss %d KiB\t%v\n",
+			p.PID, p.PPID, p.RSS/1024, p.RSSAnon/1024, p.RSSFile/1024, p.PSS()/1024, p.Argv)
 	}
 	return writeResult(r, fmt.Sprintf("processes-%s-%d.txt", r.runtime, r.rep), b)
 }

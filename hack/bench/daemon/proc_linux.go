@@ -19,7 +19,11 @@ type Proc struct {
 	Argv      []string
 	Exe       string // the executable's path; empty when unreadable (kernel threads, gone)
 	RSS       uint64 // VmRSS in bytes
-	CPU       time.Duration
+	// RSSAnon and RSSFile split RSS into private memory (heap, stacks) and
+	// file pages (mostly the executable's text, shared between processes
+	// running the same binary).
+	RSSAnon, RSSFile uint64
+	CPU              time.Duration
 	// ChildCPU is the CPU of children this process waited for: shims reap
 	// runc, monitors reap their helpers.
 	ChildCPU time.Duration
@@ -109,30 +113,37 @@ func readProc(pid int) (*Proc, error) {
 	}
 	p.Exe, _ = os.Readlink(dir + "/exe")
 	p.exe, _ = os.Stat(dir + "/exe")
-	p.RSS, _ = readRSS(dir + "/status")
+	p.readStatus(dir + "/status")
 	return p, nil
 }
 
-func readRSS(path string) (uint64, error) {
+// readStatus reads the RSS figures of /proc/<pid>/status; a zombie or a
+// kernel thread has none.
+func (p *Proc) readStatus(path string) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "VmRSS:") {
+		fields := strings.Fields(sc.Text()) // VmRSS: 1234 kB
+		if len(fields) < 2 {
 			continue
 		}
-		fields := strings.Fields(line) // VmRSS: 1234 kB
-		if len(fields) < 2 {
-			break
-		}
 		kb, err := strconv.ParseUint(fields[1], 10, 64)
-		return kb * 1024, err
+		if err != nil {
+			continue
+		}
+		switch fields[0] {
+		case "VmRSS:":
+			p.RSS = kb * 1024
+		case "RssAnon:":
+			p.RSSAnon = kb * 1024
+		case "RssFile:":
+			p.RSSFile = kb * 1024
+		}
 	}
-	return 0, sc.Err() // no VmRSS: a zombie or a kernel thread
 }
 
 // SameExecutable reports whether p runs the file at path, comparing the
