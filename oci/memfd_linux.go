@@ -3,9 +3,17 @@ package oci
 // The binary a container's init and exec processes run before the user
 // program is berthd itself. If it ran straight from its file on the host, a
 // process in the container could open /proc/<pid>/exe of such a process and
-// overwrite berthd (CVE-2019-5736). So those roles run from a sealed memfd
-// copy of the binary: writes, growth, shrinking and further sealing are all
-// refused by the kernel, whoever asks.
+// overwrite berthd (CVE-2019-5736). So those roles run from a copy nobody
+// can write, made once per process:
+//
+//  1. a detached read-only bind mount of the binary (open_tree +
+//     mount_setattr, as runc 1.2 does): no copy at all, and a write through
+//     /proc/<pid>/exe fails with EROFS; the mount exists only while the fd
+//     is open and appears in no mount table;
+//  2. failing that (old kernels), a sealed memfd copy: writes, growth,
+//     shrinking and further sealing are refused by the kernel.
+//
+// A process already running from a sealed memfd reuses it.
 
 import (
 	"fmt"
@@ -32,10 +40,8 @@ var (
 	sealed = map[string]*sealedBinary{}
 )
 
-// sealedCopy returns an fd (close-on-exec) of a sealed memfd holding the
-// binary at path. If path is already a sealed memfd (berthd itself started
-// from one, as the monitor does) it is reused rather than copied again, so
-// a host holds one copy per daemon, not one per container.
+// sealedCopy returns a close-on-exec fd of an unwritable copy of the
+// binary at path (see the top of this file).
 func sealedCopy(path string) (*os.File, error) {
 	sealedMu.Lock()
 	s, ok := sealed[path]
@@ -57,6 +63,14 @@ func makeSealed(path string) (*os.File, error) {
 	if seals, err := unix.FcntlInt(src.Fd(), unix.F_GET_SEALS, 0); err == nil && seals&binarySeals == binarySeals {
 		return highFd(src)
 	}
+	if f, err := readonlyMount(path); err == nil {
+		return f, nil
+	}
+	return memfdCopy(src)
+}
+
+// memfdCopy copies src into a sealed memfd.
+func memfdCopy(src *os.File) (*os.File, error) {
 	fd, err := unix.MemfdCreate("berthd", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("memfd_create: %w", err)
@@ -92,11 +106,9 @@ func highFd(f *os.File) (*os.File, error) {
 func execPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
 
 // SealedExe returns a path that execs binary ("" means /proc/self/exe)
-// from its sealed memfd copy, valid in this process and its children until
-// exec. Components that re-execute berthd for long-lived helpers (the
-// container monitor) should start them from it: the helper's own
-// /proc/self/exe is then the sealed copy, which its runtime reuses instead
-// of copying the binary once more per container.
+// from its unwritable copy (see the top of this file), valid in this
+// process and its children until they exec. For helpers that re-execute
+// berthd and want the same protection.
 func SealedExe(binary string) (string, error) {
 	if binary == "" {
 		binary = "/proc/self/exe"
@@ -106,4 +118,20 @@ func SealedExe(binary string) (string, error) {
 		return "", err
 	}
 	return execPath(f), nil
+}
+
+// readonlyMount returns an O_PATH fd of the binary on a detached,
+// read-only bind mount of it.
+func readonlyMount(path string) (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("open_tree %s: %w", path, err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		return nil, fmt.Errorf("make %s mount read-only: %w", path, err)
+	}
+	return highFd(f)
 }

@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"bytes"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -232,5 +233,33 @@ func TestFastExecConfigEncodesTheProcess(t *testing.T) {
 	}
 	if _, ok := fastExecConfig(&specs.Process{Args: []string{"sh"}, Terminal: true}); ok {
 		t.Error("a terminal exec took the C path")
+	}
+}
+
+func TestMemfdCopyIsSealed(t *testing.T) {
+	src, err := os.Open(busyboxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	f, err := memfdCopy(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0); err != nil || seals&binarySeals != binarySeals {
+		t.Errorf("seals %#x %v", seals, err)
+	}
+	w, err := os.OpenFile(execPath(f), os.O_RDWR, 0)
+	if err == nil {
+		defer w.Close()
+		if _, err := w.WriteAt([]byte{0}, 0); err == nil {
+			t.Error("wrote to the sealed copy")
+		}
+	}
+	want, _ := os.ReadFile(busyboxPath)
+	got, _ := os.ReadFile(execPath(f))
+	if !bytes.Equal(got, want) {
+		t.Error("the copy differs from the binary")
 	}
 }
