@@ -12,9 +12,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap/zaptest"
 )
@@ -416,5 +418,62 @@ func TestPullWithBearerTokensFromPasswordsAndIdentityTokens(t *testing.T) {
 				t.Fatalf("error %v, want unauthenticated", err)
 			}
 		})
+	}
+}
+
+func TestFsInfoCountsContainerWritableLayersApart(t *testing.T) {
+	reg := newTestRegistry(t)
+	s := openTestStore(t, Config{})
+	ctx := context.Background()
+	id := mustPull(t, s, reg.push(t, "fs:1", imageOf(t, v1.Config{}, newLayer(t, gzipped, file{name: "f", body: "f"}))))
+	imgs, ctrs, err := s.FsInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imgs[0].Mountpoint != s.root || ctrs[0].Mountpoint != filepath.Join(s.root, dirSnapshots) || imgs[0].Timestamp.IsZero() {
+		t.Fatalf("filesystems %+v and %+v: want the store and its snapshots", imgs[0], ctrs[0])
+	}
+	target := mountTestSnapshot(t, s, "writer", id)
+	if err := os.WriteFile(filepath.Join(target, "written"), make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.invalidateUsage()
+	imgs2, ctrs2, err := s.FsInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctrs2[0].UsedBytes < ctrs[0].UsedBytes+1<<20 || ctrs2[0].InodesUsed <= ctrs[0].InodesUsed {
+		t.Fatalf("container fs %+v did not grow by the 1 MiB written from %+v", ctrs2[0], ctrs[0])
+	}
+	if imgs2[0].UsedBytes != imgs[0].UsedBytes {
+		t.Fatalf("image fs changed from %d to %d bytes by a container's write", imgs[0].UsedBytes, imgs2[0].UsedBytes)
+	}
+}
+
+func TestStartUpRemovesOnlyStaleUnusedBlobs(t *testing.T) {
+	root := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Root: root, Log: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, fresh := digestOf(digest.FromString("stale").String()), digestOf(digest.FromString("fresh").String())
+	for _, d := range []digest.Digest{stale, fresh} {
+		if err := s.writeBlob(d, []byte(d.String())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * orphanAge)
+	if err := os.Chtimes(s.blobPath(stale.Encoded()), old, old); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, Options{Root: root, Log: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.hasBlob(stale) || !s.hasBlob(fresh) {
+		t.Fatalf("after start-up stale blob kept=%v, fresh blob kept=%v; want false, true", s.hasBlob(stale), s.hasBlob(fresh))
 	}
 }
