@@ -39,6 +39,9 @@ func releaseMasquerade(network, id string, ips []string) error {
 		cmd string
 		v4  bool
 	}{{"iptables", true}, {"ip6tables", false}} {
+		if !hasFamily(ips, tool.v4) {
+			continue // the plugins add rules per address family
+		}
 		if _, err := exec.LookPath(tool.cmd); err != nil {
 			continue // without the tool no plugin could have added rules
 		}
@@ -70,4 +73,13 @@ func iptables(cmd string, args ...string) error {
 		return fmt.Errorf("%s %s: %w: %s", cmd, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+func hasFamily(ips []string, v4 bool) bool {
+	for _, s := range ips {
+		if ip := net.ParseIP(s); ip != nil && (ip.To4() != nil) == v4 {
+			return true
+		}
+	}
+	return false
 }

@@ -146,31 +146,3 @@ func deleteIdleBridge(name string) error {
 	}
 	return nil
 }
-
-// hasAddrs reports whether interface ifName in the namespace at path
-// carries every address of ips.
-func hasAddrs(path, ifName string, ips []string) bool {
-	ok := false
-	withNetNS(path, func(h *netlink.Handle) error {
-		link, err := h.LinkByName(ifName)
-		if err != nil {
-			return err
-		}
-		addrs, err := h.AddrList(link, netlink.FAMILY_ALL)
-		if err != nil {
-			return err
-		}
-		have := map[string]bool{}
-		for _, a := range addrs {
-			have[a.IP.String()] = true
-		}
-		for _, ip := range ips {
-			if !have[ip] {
-				return nil
-			}
-		}
-		ok = true
-		return nil
-	})
-	return ok
-}

@@ -15,5 +15,3 @@ func loopbackIsUp(path string) error { return errNotLinux }
 func hostIPs() ([]net.IP, error)     { return nil, errNotLinux }
 
 func deleteIdleBridge(name string) error { return errNotLinux }
-
-func hasAddrs(path, ifName string, ips []string) bool { return false }

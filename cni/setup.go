@@ -180,9 +180,6 @@ func (m *Manager) teardown(ctx context.Context, rec *record, log *zap.Logger) er
 		// namespace; the links went with the namespace.
 		netns = ""
 	}
-	// Plugins find the masquerading rules to remove through the pod's
-	// interface addresses; without them Berth removes the rules itself.
-	intact := netns != "" && hasAddrs(netns, rec.IfName, rec.IPs)
 	list, err := rec.list()
 	if err == nil {
 		dctx, cancel := m.withTimeout(ctx)
@@ -192,7 +189,10 @@ func (m *Manager) teardown(ctx context.Context, rec *record, log *zap.Logger) er
 		}
 		cancel()
 	}
-	if err == nil && !intact && rec.masquerades() {
+	if err == nil && rec.masquerades() {
+		// The plugins find these rules through the pod's interface
+		// addresses, and miss them when the interface or the namespace
+		// went first (also between a check here and their DEL).
 		err = releaseMasquerade(rec.Network, rec.ID, rec.IPs)
 	}
 	if err == nil {
