@@ -128,6 +128,9 @@ func MonitorMain() {
 	// Caught, not ignored: an ignored signal would stay ignored in the
 	// container's processes across exec. Sends to the full channel drop.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	// Whatever berthd's own parent let it inherit stays out of the
+	// runtime and the container.
+	_ = unix.CloseRange(4, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	if len(os.Args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: berth-monitor <container state dir>")
 		os.Exit(2)

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-runtime/berth/oci"
 	"golang.org/x/sys/unix"
 )
 
@@ -72,13 +73,19 @@ func (m *Manager) startMonitor(ctx context.Context, c *Container, mc monitorConf
 		return nil, 0, fmt.Errorf("monitor log: %w", err)
 	}
 	defer logf.Close()
+	// Started from berthd's sealed copy, which the monitor's runtime
+	// then reuses: one copy of the binary per host, not one per monitor.
+	exe, err := oci.SealedExe("")
+	if err != nil {
+		return nil, 0, err
+	}
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
 		return nil, 0, err
 	}
 	defer syncR.Close()
 	cmd := &exec.Cmd{
-		Path:   "/proc/self/exe",
+		Path:   exe,
 		Args:   []string{monitorRole, c.stateDir},
 		Env:    []string{"GOMAXPROCS=1", "GOGC=20", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 		Dir:    "/",
