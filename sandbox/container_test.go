@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -81,5 +82,27 @@ func TestParseSignal(t *testing.T) {
 	}
 	if _, err := parseSignal("SIGBOGUS"); err == nil {
 		t.Error("SIGBOGUS parsed")
+	}
+}
+
+func TestExecNotFoundNeedsTheCommandNamed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  string
+		want bool
+	}{
+		{name: "runc's message for a missing command", err: `exec: "/no/such": stat /no/such: no such file or directory`, want: true},
+		{name: "a PATH lookup failure", err: `exec: "nosuch": executable file not found in $PATH`, want: true},
+		{name: "a missing state file is not the command", err: "open /run/berth/runtime/x/state.json: no such file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := "/no/such"
+			if tc.name == "a PATH lookup failure" {
+				cmd = "nosuch"
+			}
+			if got := notFound(errors.New(tc.err), cmd); got != tc.want {
+				t.Fatalf("notFound = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -79,7 +79,7 @@ func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	errW.Close()
 	if err != nil {
 		copiers.Wait()
-		if notFound(err) {
+		if notFound(err, cmd[0]) {
 			return &ExecResult{Stderr: []byte(err.Error() + "\n"), ExitCode: execNotFoundCode}, nil
 		}
 		return nil, fmt.Errorf("exec in container %s: %w", c.id, err)
@@ -137,13 +137,16 @@ func execProcess(base *specs.Process, cmd []string) *specs.Process {
 	return &p
 }
 
-// notFound says the runtime could not find or execute the command.
-func notFound(err error) bool {
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) {
-		return true
-	}
+// notFound says the runtime could not find the command: an ENOENT or
+// "not found" error that names it (not any missing file, such as the
+// runtime's own state).
+func notFound(err error, command string) bool {
 	s := err.Error()
-	return strings.Contains(s, "executable file not found") || strings.Contains(s, "no such file or directory")
+	if !strings.Contains(s, command) {
+		return false
+	}
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) ||
+		strings.Contains(s, "executable file not found") || strings.Contains(s, "no such file or directory")
 }
 
 // cappedBuffer keeps the first maxExecOutput bytes written to it and
