@@ -9,6 +9,33 @@
 // Create, because the container's first process must be its child (or be
 // reparented to it: the monitor is a child subreaper). berthd itself calls
 // Start, Kill, Exec, State and Delete.
+//
+// Files:
+//
+//	spec.go              DefaultSpec (containerd's CRI defaults), ReadSpec, WriteSpec
+//	builtin_linux.go     the builtin runtime: Create/Start/Kill/State/Delete
+//	init_linux.go        the "berth-init" role (InitMain) and the console
+//	mount_linux.go       the init's rootfs, mounts, devices, pivot_root, masked paths
+//	process_linux.go     user, capabilities, no_new_privs, seccomp hook, fds, execve
+//	caps_linux.go        capabilities on capset(2)/prctl(2)
+//	cgroup_linux.go      cgroups through opencontainers/cgroups (v1, v2, cgroupfs, systemd)
+//	exec_linux.go        Exec and the "berth-exec" role (ExecMain); oci/nsenter does the C part
+//	state_linux.go       on-disk state and the container state machine
+//	memfd_linux.go       the unwritable copy of berthd the roles run from (CVE-2019-5736)
+//	external_linux.go    runc and crun through the OCI command line
+//
+// Process ownership: Create's init is the caller's child (builtin) or is
+// reparented to it (external runtimes; the caller must be a subreaper), and
+// the caller reaps it. Exec's Process is the runtime side of the exec: its
+// Pid is the nsenter proxy (builtin) or the runtime process (runc), whose
+// exit status is the program's; Signal reaches the program itself.
+//
+// Errors: an unknown ID is errdefs.ErrNotFound (Delete: nil), a duplicate
+// Create ErrAlreadyExists, a bad bundle ErrInvalidArgument, Start of a
+// container that is not created and Delete of a running one without force
+// ErrFailedPrecondition, Kill of an exited container ErrNotFound. A missing
+// executable fails Create and Exec (not an exit code), with runc's message:
+// exec: "x": executable file not found in $PATH.
 package oci
 
 import (

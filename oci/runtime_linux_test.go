@@ -394,6 +394,7 @@ func TestBindMountsReadOnlyAndPropagation(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, rt Runtime) {
 		ro := t.TempDir()
 		os.WriteFile(filepath.Join(ro, "f"), []byte("hello"), 0o644)
+		os.WriteFile(filepath.Join(ro, "file"), []byte("a file\n"), 0o644)
 		// A shared mount, as kubelet requires for HostToContainer.
 		prop := t.TempDir()
 		if err := unix.Mount(prop, prop, "", unix.MS_BIND, ""); err != nil {
@@ -407,10 +408,12 @@ func TestBindMountsReadOnlyAndPropagation(t *testing.T) {
 		// The host mounts a tmpfs under prop after the container started;
 		// with rslave propagation the container sees it.
 		script := `cat /ro/f; echo; if touch /ro/x 2>/dev/null; then echo ro-writable; fi
+cat /etc/bound; if { echo x >> /etc/bound; } 2>/dev/null; then echo file-writable; fi
 for i in $(seq 1 200); do if [ -e /prop/sub/marker ]; then echo seen; exit 0; fi; sleep 0.05; done; echo not-seen`
 		c := newContainer(t, sh(script), func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts,
 				specs.Mount{Destination: "/ro", Type: "bind", Source: ro, Options: []string{"rbind", "ro"}},
+				specs.Mount{Destination: "/etc/bound", Type: "bind", Source: filepath.Join(ro, "file"), Options: []string{"bind", "ro"}},
 				specs.Mount{Destination: "/prop", Type: "bind", Source: prop, Options: []string{"rbind", "rslave"}},
 			)
 		})
@@ -426,7 +429,7 @@ for i in $(seq 1 200); do if [ -e /prop/sub/marker ]; then echo seen; exit 0; fi
 		os.WriteFile(filepath.Join(sub, "marker"), nil, 0o644)
 		c.wait(t)
 		out := c.output(t)
-		if want := "hello\nseen\n"; out != want {
+		if want := "hello\na file\nseen\n"; out != want {
 			t.Errorf("output %q, want %q", out, want)
 		}
 	})
