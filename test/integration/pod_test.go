@@ -6,6 +6,7 @@ package integration
 // after berthd is killed. Every test ends with the harness's leak check.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -66,13 +67,12 @@ func hostNetwork(cfg *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig 
 	return cfg
 }
 
+// mustRunPod runs a pod and removes it when the test ends, whatever
+// happened (removing a removed pod succeeds), so that a failing test does
+// not also fail the leak check.
 func mustRunPod(t *testing.T, d *harness.Daemon, cfg *runtimeapi.PodSandboxConfig) string {
 	t.Helper()
-	resp, err := d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: cfg})
-	if err != nil {
-		t.Fatalf("RunPodSandbox %s: %v", cfg.GetMetadata().GetName(), err)
-	}
-	return resp.PodSandboxId
+	return mustRunPodWith(t, d, cfg, "")
 }
 
 func mustStopPod(t *testing.T, d *harness.Daemon, id string) {
@@ -886,11 +886,43 @@ func serveHTTP(body string) []string {
 var fetchLocal = []string{"sh", "-c",
 	"for i in $(seq 100); do wget -q -O - http://127.0.0.1:8080/ && exit 0; sleep 0.1; done; exit 1"}
 
-func TestContainersOfAPodShareNetworkIPCAndHostnameButNotWithOtherPods(t *testing.T) {
+// podHandlers are the runtime handlers the pod-sharing tests run under:
+// Berth's own runtime and runc joining the same pinned namespaces. (crun
+// refuses this host's hybrid cgroup layout.)
+var podHandlers = []string{"berth", "runc"}
+
+// forEachPodHandler runs fn as a subtest per runtime handler, on one
+// daemon with the busybox image pulled.
+func forEachPodHandler(t *testing.T, fn func(t *testing.T, d *harness.Daemon, image, handler string)) {
 	d := startPodDaemon(t)
 	image := pullPodTestImage(t, d)
-	cfgA, cfgB := podConfig(d, "pod-a"), podConfig(d, "pod-b")
-	podA, podB := mustRunPod(t, d, cfgA), mustRunPod(t, d, cfgB)
+	for _, h := range podHandlers {
+		t.Run(h, func(t *testing.T) { fn(t, d, image, h) })
+	}
+}
+
+func mustRunPodWith(t *testing.T, d *harness.Daemon, cfg *runtimeapi.PodSandboxConfig, handler string) string {
+	t.Helper()
+	resp, err := d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
+	if err != nil {
+		t.Fatalf("RunPodSandbox %s (handler %q): %v", cfg.GetMetadata().GetName(), handler, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		_, _ = d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId})
+	})
+	return resp.PodSandboxId
+}
+
+func TestContainersOfAPodShareNetworkIPCAndHostnameButNotWithOtherPods(t *testing.T) {
+	forEachPodHandler(t, testContainersOfAPodShareNamespaces)
+}
+
+func testContainersOfAPodShareNamespaces(t *testing.T, d *harness.Daemon, image, handler string) {
+	cfgA, cfgB := podConfig(d, handler+"-pod-a"), podConfig(d, handler+"-pod-b")
+	cfgA.Hostname, cfgB.Hostname = "pod-a-host", "pod-b-host"
+	podA, podB := mustRunPodWith(t, d, cfgA, handler), mustRunPodWith(t, d, cfgB, handler)
 	server := startPodContainer(t, d, podA, cfgA, "server", image, runtimeapi.NamespaceMode_CONTAINER, serveHTTP("from-pod-a")...)
 	client := startPodContainer(t, d, podA, cfgA, "client", image, runtimeapi.NamespaceMode_CONTAINER, "sleep", "3600")
 	other := startPodContainer(t, d, podB, cfgB, "other", image, runtimeapi.NamespaceMode_CONTAINER, "sleep", "3600")
@@ -932,11 +964,13 @@ func TestContainersOfAPodShareNetworkIPCAndHostnameButNotWithOtherPods(t *testin
 }
 
 func TestPodPIDModePodShowsEveryContainersProcesses(t *testing.T) {
-	d := startPodDaemon(t)
-	image := pullPodTestImage(t, d)
-	cfg := podConfig(d, "pod-pid")
+	forEachPodHandler(t, testPodPIDModePodShowsEveryProcess)
+}
+
+func testPodPIDModePodShowsEveryProcess(t *testing.T, d *harness.Daemon, image, handler string) {
+	cfg := podConfig(d, handler+"-pod-pid")
 	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
-	pod := mustRunPod(t, d, cfg)
+	pod := mustRunPodWith(t, d, cfg, handler)
 	first := startPodContainer(t, d, pod, cfg, "first", image, runtimeapi.NamespaceMode_POD, "sleep", "1111")
 	second := startPodContainer(t, d, pod, cfg, "second", image, runtimeapi.NamespaceMode_POD, "sleep", "2222")
 	for _, c := range []string{first, second} {
