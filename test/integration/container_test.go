@@ -781,3 +781,34 @@ func isMountPoint(t *testing.T, p string) bool {
 	}
 	return false
 }
+
+func TestPIDNamespacePodModeJoinsThePodsReaper(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		cfg := podConfig(e.d, "podpid-"+strings.TrimPrefix(strings.ToLower(t.Name()), "testpidnamespacepodmodejoinsthepodsreaper/"))
+		cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+		cfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+		cfg.LogDirectory = e.logDir
+		resp, err := e.d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handlerOf(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_, _ = e.d.Runtime.RemovePodSandbox(ctxFor(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId})
+		})
+		shared := &ctrEnv{d: e.d, image: e.image, pod: resp.PodSandboxId, podCfg: cfg, logDir: e.logDir}
+		a := shared.config("a", "sleep 3600")
+		a.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+		shared.mustRun(t, a)
+		b := shared.config("b", "cat /proc/1/comm; ps -o comm | grep -c sleep")
+		b.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+		_, out := shared.runToExit(t, b)
+		if f := strings.Fields(out); len(f) != 2 || f[1] != "1" || f[0] == "sh" {
+			t.Errorf("a POD-mode container sees PID 1 %q and %q sleeps; want the pod's reaper and container a's sleep", f, out)
+		}
+	})
+}
+
+// handlerOf is the runtime handler a forEachHandler subtest runs.
+func handlerOf(t *testing.T) string {
+	return t.Name()[strings.LastIndexByte(t.Name(), '/')+1:]
+}
