@@ -1153,3 +1153,44 @@ func BenchmarkCreateStart(b *testing.B) {
 		})
 	}
 }
+
+func TestKillAllReachesEveryProcessOfTheContainer(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		// In a shared PID namespace the init's death does not take its
+		// other processes along; only the cgroup knows them.
+		a := mustRunning(t, rt)
+		b := newContainer(t, sh(`sleep 1000 & echo started; exec sleep 1001`), func(s *specs.Spec) {
+			for i := range s.Linux.Namespaces {
+				if s.Linux.Namespaces[i].Type == specs.PIDNamespace {
+					s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/pid", a.pid)
+				}
+			}
+		})
+		b.mustCreate(t, rt)
+		if err := rt.Start(context.Background(), b.id); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return strings.Contains(b.output(t), "started") })
+		procs := "/sys/fs/cgroup/pids" + b.spec.Linux.CgroupsPath + "/cgroup.procs"
+		if n := len(strings.Fields(readFile(t, procs))); n != 2 {
+			t.Fatalf("%d processes in b, want 2", n)
+		}
+		if err := rt.Kill(context.Background(), b.id, unix.SIGKILL, true); err != nil {
+			t.Fatal(err)
+		}
+		b.wait(t)
+		waitFor(t, func() bool { return strings.TrimSpace(readFile(t, procs)) == "" })
+		if st, err := rt.State(context.Background(), a.id); err != nil || st.Status != StatusRunning {
+			t.Errorf("the other container: %+v %v", st, err)
+		}
+	})
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
