@@ -60,6 +60,41 @@ func inNewNamespaces(dir string, kinds []string, fn func() error) error {
 	return <-errc
 }
 
+// inNetNS runs fn on a fresh OS thread that has joined the network
+// namespace pinned at path. The thread is thrown away afterwards.
+func inNetNS(path string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread, as in inNewNamespaces.
+		errc <- func() error {
+			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("open network namespace %s: %w", path, err)
+			}
+			defer unix.Close(fd)
+			if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("join network namespace %s: %w", path, err)
+			}
+			return fn()
+		}()
+	}()
+	return <-errc
+}
+
+// splitSysctls divides sysctls into the network ones and the others.
+func splitSysctls(sysctls map[string]string) (network, other map[string]string) {
+	network, other = map[string]string{}, map[string]string{}
+	for k, v := range sysctls {
+		if sysctlNamespace(k) == "net" {
+			network[k] = v
+		} else {
+			other[k] = v
+		}
+	}
+	return network, other
+}
+
 // pin bind-mounts the namespace file src onto the new file dst.
 func pin(src, dst string) error {
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)

@@ -119,6 +119,7 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 		m.mu.Unlock()
 	}
 
+	netSysctls, otherSysctls := splitSysctls(cfg.GetLinux().GetSysctls())
 	err = inNewNamespaces(filepath.Join(p.stateDir, "ns"), kinds, func() error {
 		if own["uts"] {
 			if err := unix.Sethostname([]byte(hostname)); err != nil {
@@ -130,7 +131,9 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 				return err
 			}
 		}
-		if err := writeSysctls(cfg.GetLinux().GetSysctls()); err != nil {
+		// Network sysctls wait for the network: they may name the
+		// interface the CNI plugins add (net.ipv4.conf.eth0.*).
+		if err := writeSysctls(otherSysctls); err != nil {
 			return err
 		}
 		if podInitMode {
@@ -169,6 +172,11 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	}
 	for _, ip := range res.IPs {
 		p.ips = append(p.ips, ip.String())
+	}
+	if len(netSysctls) > 0 {
+		if err := inNetNS(p.ns["net"], func() error { return writeSysctls(netSysctls) }); err != nil {
+			return "", err
+		}
 	}
 	if err := writePodFiles(p, hostname, p.ips); err != nil {
 		return "", err

@@ -201,11 +201,13 @@ func TestPodSysctlsAreSetInsideThePodOnly(t *testing.T) {
 	cfg := podConfig(d, "pod-a")
 	cfg.Linux.Sysctls = map[string]string{
 		"net.ipv4.ip_unprivileged_port_start": "80",
+		"net.ipv4.conf.eth0.arp_announce":     "2", // on the interface CNI adds
 		"kernel.shmmni":                       "1234",
 	}
 	id := mustRunPod(t, d, cfg)
 	for _, c := range []struct{ ns, file, want string }{
 		{"--net", "/proc/sys/net/ipv4/ip_unprivileged_port_start", "80"},
+		{"--net", "/proc/sys/net/ipv4/conf/eth0/arp_announce", "2"},
 		{"--ipc", "/proc/sys/kernel/shmmni", "1234"},
 	} {
 		kind := strings.TrimPrefix(c.ns, "--")
