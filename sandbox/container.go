@@ -7,8 +7,8 @@ package sandbox
 //	                      ▼         StartContainer
 //	                  CREATED ───────────────────────> RUNNING
 //	                      │                               │
-//	                      │ killed before start            │ its process exits (the
-//	                      │ (Stop, Remove, pod stop)       │ monitor writes exit.json)
+//	                      │ killed before start, or        │ its process exits (the
+//	                      │ Start failed (StartError)      │ monitor writes exit.json)
 //	                      ▼                               ▼
 //	                   EXITED <───────────────────────────┘
 //

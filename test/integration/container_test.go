@@ -812,3 +812,52 @@ func TestPIDNamespacePodModeJoinsThePodsReaper(t *testing.T) {
 func handlerOf(t *testing.T) string {
 	return t.Name()[strings.LastIndexByte(t.Name(), '/')+1:]
 }
+
+func TestCreateContainerRefusesBadRequestsAndLeavesNothing(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		create := func(pod string, cfg *runtimeapi.ContainerConfig) error {
+			_, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: pod, Config: cfg})
+			return err
+		}
+		noImage := e.config("noimage", "true")
+		noImage.Image.Image = "127.0.0.1:1/never/pulled:latest"
+		noName := e.config("", "true")
+		badCwd := e.config("badcwd", "true")
+		badCwd.WorkingDir = "relative"
+		badCmd := e.config("badcmd", "")
+		badCmd.Command = []string{"/no/such/program"}
+		for _, tc := range []struct {
+			name string
+			pod  string
+			cfg  *runtimeapi.ContainerConfig
+			code codes.Code
+		}{
+			{"an unknown pod", "0000000000000000000000000000000000000000000000000000000000000000", e.config("x", "true"), codes.NotFound},
+			{"an image not pulled", e.pod, noImage, codes.NotFound},
+			{"no metadata name", e.pod, noName, codes.InvalidArgument},
+			{"a relative working dir", e.pod, badCwd, codes.InvalidArgument},
+		} {
+			if err := create(tc.pod, tc.cfg); status.Code(err) != tc.code {
+				t.Errorf("%s: %v, want %v", tc.name, err, tc.code)
+			}
+		}
+		// A program that does not exist fails at create, as with runc.
+		if err := create(e.pod, badCmd); err == nil || !strings.Contains(err.Error(), "/no/such/program") {
+			t.Errorf("a missing program: %v, want an error naming it", err)
+		}
+		e.mustCreate(t, e.config("dup", "true"))
+		if err := create(e.pod, e.config("dup", "true")); status.Code(err) != codes.AlreadyExists {
+			t.Errorf("the same name twice: %v, want AlreadyExists", err)
+		}
+		if _, err := e.d.Runtime.StopPodSandbox(ctxFor(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+			t.Fatal(err)
+		}
+		if err := create(e.pod, e.config("late", "true")); status.Code(err) != codes.FailedPrecondition {
+			t.Errorf("a stopped pod: %v, want FailedPrecondition", err)
+		}
+		entries, _ := os.ReadDir(filepath.Join(e.d.State, "containers"))
+		if len(entries) != 1 {
+			t.Errorf("state dirs of failed creates are left: %d entries, want the one container's", len(entries))
+		}
+	})
+}
