@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/cgroups/systemd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -205,6 +206,19 @@ func TestPodNameTellsAttemptsApart(t *testing.T) {
 	next := &runtimeapi.PodSandboxMetadata{Name: "web", Namespace: "default", Uid: "u1", Attempt: 2}
 	if podName(md) == podName(next) {
 		t.Fatalf("attempts 1 and 2 of a pod have the same name %q", podName(md))
+	}
+}
+
+func TestSystemdDriverNeedsARunningSystemd(t *testing.T) {
+	err := checkCgroupDriver("systemd")
+	if systemd.IsRunningSystemd() {
+		if err != nil {
+			t.Fatalf("checkCgroupDriver(systemd) with systemd running = %v", err)
+		}
+		return
+	}
+	if !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("checkCgroupDriver(systemd) without systemd = %v, want a failed precondition", err)
 	}
 }
 
