@@ -203,6 +203,7 @@ func benchmark(ctx context.Context, o options) (*report.Result, string, error) {
 	defer e.close()
 
 	var runs []*report.Run
+	profiles := map[string]string{}
 	versions := map[string]string{}
 	for rep := 1; rep <= o.reps; rep++ {
 		for _, rt := range order(o.runtimes, rep) {
@@ -212,7 +213,8 @@ func benchmark(ctx context.Context, o options) (*report.Result, string, error) {
 			logf("rep %d/%d: %s", rep, o.reps, rt)
 			r := &runner{
 				o: o, env: e, rep: rep, runtime: rt, berthd: berthd, resDir: resDir,
-				profile: o.profile && rt == report.Berth && rep == o.reps,
+				profile:  o.profile && rt == report.Berth && rep == o.reps,
+				profiles: profiles,
 			}
 			run, version := r.run(ctx)
 			if version != "" {
@@ -228,6 +230,7 @@ func benchmark(ctx context.Context, o options) (*report.Result, string, error) {
 		Runtimes: o.runtimes,
 		Rows:     report.Build(catalog(), o.runtimes, runs),
 		Runs:     runs,
+		Profiles: profiles,
 	}
 	if len(o.runtimes) == 2 {
 		res.Goals = report.Check(res, report.Goals)

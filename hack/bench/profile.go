@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/berth-runtime/berth/hack/bench/daemon"
@@ -82,9 +83,30 @@ func (r *runner) fetchProfile(ctx context.Context, client *http.Client, what, na
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return err
 	}
-	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=40", r.berthd, path).CombinedOutput()
+	// Cumulative order shows which CRI call the time or memory went to.
+	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=60", r.berthd, path).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go tool pprof %s: %w: %s", name, err, top)
 	}
-	return os.WriteFile(path+".top.txt", top, 0o644)
+	if err := os.WriteFile(path+".top.txt", top, 0o644); err != nil {
+		return err
+	}
+	r.profiles[name] = berthFrames(string(top), 15)
+	return nil
+}
+
+// berthFrames keeps the header of a pprof -top listing and its first n
+// lines naming Berth's own code, which say where the cost is.
+func berthFrames(top string, n int) string {
+	var out []string
+	for _, line := range strings.Split(top, "\n") {
+		switch {
+		case strings.HasPrefix(line, "Type:"), strings.HasPrefix(line, "Duration:"), strings.HasPrefix(line, "Showing nodes"):
+			out = append(out, line)
+		case strings.Contains(line, "berth-runtime/berth/") && n > 0:
+			out = append(out, line)
+			n--
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -23,6 +23,8 @@ type runner struct {
 	berthd  string
 	resDir  string
 	profile bool // capture berthd's profiles in this run
+	// profiles collects the profiles' summaries by file name, for the report.
+	profiles map[string]string
 
 	d          daemon.Daemon
 	rt         runtimeapi.RuntimeServiceClient

@@ -78,6 +78,9 @@ func (r *Result) Markdown() string {
 	if len(errs) > 0 {
 		fmt.Fprintf(&b, "\nErrors:\n\n%s\n", strings.Join(errs, "\n"))
 	}
+	for _, name := range sortedKeys(r.Profiles) {
+		fmt.Fprintf(&b, "\nberthd profile %s, Berth's frames by cumulative cost:\n\n```\n%s\n```\n", name, r.Profiles[name])
+	}
 	return b.String()
 }
 

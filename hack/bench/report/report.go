@@ -78,6 +78,9 @@ type Result struct {
 	Rows     []Row             `json:"figures"`
 	Goals    []GoalResult      `json:"goals,omitempty"`
 	Runs     []*Run            `json:"runs"`
+	// Profiles summarizes berthd's profiles by file name: the frames of
+	// Berth's own code that cost the most, for explaining a missed goal.
+	Profiles map[string]string `json:"profiles,omitempty"`
 }
 
 // Build takes the medians of runs for every figure, in the order given.
