@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +103,34 @@ func TestExecNotFoundNeedsTheCommandNamed(t *testing.T) {
 			}
 			if got := notFound(errors.New(tc.err), cmd); got != tc.want {
 				t.Fatalf("notFound = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestExecOutputFitsOneResponse(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		stdout, stderr int
+	}{
+		{name: "small outputs stay whole", stdout: 10, stderr: 20},
+		{name: "a full stdout is trimmed to leave room", stdout: maxExecOutput},
+		{name: "two full outputs together fit", stdout: maxExecOutput, stderr: maxExecOutput},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &cappedBuffer{buf: make([]byte, tc.stdout), truncated: tc.stdout == maxExecOutput}
+			b := &cappedBuffer{buf: make([]byte, tc.stderr), truncated: tc.stderr == maxExecOutput}
+			fitResponse(a, b)
+			out, errOut := a.bytes(), b.bytes()
+			if len(out)+len(errOut) > maxExecResponse {
+				t.Fatalf("%d + %d bytes do not fit in %d", len(out), len(errOut), maxExecResponse)
+			}
+			whole := tc.stdout+tc.stderr < maxExecResponse
+			if whole && (len(out) != tc.stdout || len(errOut) != tc.stderr) {
+				t.Fatalf("small outputs were cut: %d, %d", len(out), len(errOut))
+			}
+			if !whole && !strings.HasSuffix(string(out), truncatedNote) {
+				t.Fatal("trimmed output does not say so")
 			}
 		})
 	}

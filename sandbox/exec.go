@@ -18,6 +18,10 @@ import (
 const (
 	// maxExecOutput caps each of an ExecSync's stdout and stderr.
 	maxExecOutput = 16 << 20
+	// maxExecResponse bounds both together: kubelet receives (and berthd
+	// sends) CRI messages of at most 16 MiB, so the pair is trimmed to fit
+	// with room for the rest of the response.
+	maxExecResponse = 16<<20 - 64<<10
 	// execNotFoundCode is the exit code of a command that does not exist,
 	// as a shell and CRI-O report it.
 	execNotFoundCode = 127
@@ -26,8 +30,8 @@ const (
 	execDrain = time.Second
 )
 
-// truncatedNote ends output that hit maxExecOutput.
-const truncatedNote = "\n[berth: output truncated at 16 MiB]\n"
+// truncatedNote ends output that was cut.
+const truncatedNote = "\n[berth: output truncated: ExecSync returns at most 16 MiB]\n"
 
 // ExecResult is what ExecSync returns.
 type ExecResult struct {
@@ -123,6 +127,7 @@ func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		errR.Close()
 		<-drained
 	}
+	fitResponse(&stdout, &stderr)
 	return &ExecResult{Stdout: stdout.bytes(), Stderr: stderr.bytes(), ExitCode: int32(r.code)}, nil
 }
 
@@ -169,6 +174,31 @@ func (b *cappedBuffer) readFrom(r *os.File) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// fitResponse trims the larger output until both, with their notes, fit
+// in one CRI response.
+func fitResponse(a, b *cappedBuffer) {
+	size := func(x *cappedBuffer) int {
+		if x.truncated {
+			return len(x.buf) + len(truncatedNote)
+		}
+		return len(x.buf)
+	}
+	for over := size(a) + size(b) - maxExecResponse; over > 0; over = size(a) + size(b) - maxExecResponse {
+		big := a
+		if len(b.buf) > len(a.buf) {
+			big = b
+		}
+		cut := over
+		if !big.truncated {
+			cut += len(truncatedNote)
+		}
+		if cut > len(big.buf) {
+			cut = len(big.buf)
+		}
+		big.buf, big.truncated = big.buf[:len(big.buf)-cut], true
 	}
 }
 

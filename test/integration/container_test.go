@@ -15,6 +15,7 @@ import (
 	"github.com/berth-runtime/berth/test/images"
 	"github.com/berth-runtime/berth/test/registry"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -502,6 +503,12 @@ func TestExecSyncOutputExitCodeTimeoutAndMissingBinary(t *testing.T) {
 		}
 		if out := e.mustExec(t, id, "sh", "-c", "ps -o comm | grep -c sleep"); out != "1" {
 			t.Errorf("the timed-out exec was not killed: %s sleep processes", out)
+		}
+		// More than 16 MiB on each stream arrives cut, saying so, in one message.
+		resp, err = e.d.Runtime.ExecSync(ctxFor(t), &runtimeapi.ExecSyncRequest{ContainerId: id,
+			Cmd: []string{"sh", "-c", "head -c 17000000 /dev/zero; head -c 17000000 /dev/zero >&2"}}, grpc.MaxCallRecvMsgSize(16<<20))
+		if err != nil || len(resp.Stdout)+len(resp.Stderr) > 16<<20 || !strings.Contains(string(resp.Stdout), "truncated") {
+			t.Errorf("oversized output: %v, %d + %d bytes", err, len(resp.GetStdout()), len(resp.GetStderr()))
 		}
 		resp, err = e.d.Runtime.ExecSync(ctxFor(t), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"/no/such/binary"}})
 		if err != nil || resp.ExitCode != 127 || !strings.Contains(string(resp.Stderr), "no/such/binary") {
