@@ -13,7 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// pod is a running benchmark pod.
+// pod is a benchmark pod; container is empty unless its container runs.
 type pod struct {
 	id, container string
 }
@@ -138,6 +138,7 @@ func (r *runner) startPod(ctx context.Context, i int) (pod, podTimes, error) {
 		return err
 	})
 	if err != nil {
+		p.container = ""
 		return p, nil, fmt.Errorf("CreateContainer in %s: %w", name, err)
 	}
 	times = append(times, d)
@@ -146,6 +147,7 @@ func (r *runner) startPod(ctx context.Context, i int) (pod, podTimes, error) {
 		return err
 	})
 	if err != nil {
+		p.container = "" // created, not running: teardown removes it with its pod
 		return p, nil, fmt.Errorf("StartContainer in %s: %w", name, err)
 	}
 	return p, append(times, d), nil

@@ -130,11 +130,17 @@ func (r *runner) run(ctx context.Context) (*report.Run, string) {
 		}
 	}
 	steady := pods
-	if len(steady) > 0 {
-		r.step(ctx, "exec_sync", func(ctx context.Context) error { return r.execSync(ctx, steady[0]) })
-		r.step(ctx, "list", func(ctx context.Context) error { return r.lists(ctx, len(steady)) })
-		r.step(ctx, "memory_pods", func(ctx context.Context) error { return r.memoryPods(len(steady)) })
-		r.step(ctx, "cpu", func(ctx context.Context) error { return r.cpu(ctx, len(steady)) })
+	var running []pod // pods whose container started
+	for _, p := range steady {
+		if p.container != "" {
+			running = append(running, p)
+		}
+	}
+	if len(running) > 0 {
+		r.step(ctx, "exec_sync", func(ctx context.Context) error { return r.execSync(ctx, running[0]) })
+		r.step(ctx, "list", func(ctx context.Context) error { return r.lists(ctx, len(running)) })
+		r.step(ctx, "memory_pods", func(ctx context.Context) error { return r.memoryPods(len(running)) })
+		r.step(ctx, "cpu", func(ctx context.Context) error { return r.cpu(ctx, len(running)) })
 		if r.profile {
 			r.step(ctx, "profile", r.captureProfiles)
 		}
