@@ -79,6 +79,7 @@ func TestExecOutputAndExitCodes(t *testing.T) {
 				p.Cwd = "/tmp"
 				return p
 			}(), "1234 99 foo /tmp\n", 0},
+			{"an empty cwd is /", func() *specs.Process { p := execProc("pwd"); p.Cwd = ""; return p }(), "/\n", 0},
 			{"no runtime fd reaches it", execProc("ls", "/proc/self/fd"), "0\n1\n2\n3\n", 0},
 			{"it has only the spec's capabilities", func() *specs.Process {
 				p := execProc("grep", "CapEff", "/proc/self/status")

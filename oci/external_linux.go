@@ -255,6 +255,12 @@ func (r *external) Exec(ctx context.Context, id string, proc *specs.Process, io 
 			c.cleanup()
 		}
 	}()
+	if proc.Cwd == "" {
+		// runc refuses an empty cwd; the builtin runtime uses "/".
+		p := *proc
+		p.Cwd = "/"
+		proc = &p
+	}
 	b, err := json.Marshal(proc)
 	if err != nil {
 		return nil, fmt.Errorf("exec in %s: %w", id, err)
