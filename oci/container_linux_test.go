@@ -47,23 +47,44 @@ func TestHostnameIsTheSpecs(t *testing.T) {
 
 func TestJoinedNetworkNamespaceIsTheOneInside(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, rt Runtime) {
-		ns := newNetns(t)
+		ns := newNamespace(t, "net", nil)
 		var st unix.Stat_t
 		if err := unix.Stat(ns, &st); err != nil {
 			t.Fatal(err)
 		}
 		c := newContainer(t, []string{"readlink", "/proc/self/ns/net"}, func(s *specs.Spec) {
-			for i := range s.Linux.Namespaces {
-				if s.Linux.Namespaces[i].Type == specs.NetworkNamespace {
-					s.Linux.Namespaces[i].Path = ns
-				}
-			}
+			joinNamespace(s, specs.NetworkNamespace, ns)
 		})
 		out, _ := c.mustRun(t, rt)
 		if want := fmt.Sprintf("net:[%d]", st.Ino); strings.TrimSpace(out) != want {
 			t.Errorf("netns inside %q, want %q", out, want)
 		}
 	})
+}
+
+func TestAJoinedUTSNamespaceKeepsItsHostname(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		ns := newNamespace(t, "uts", func() error { return unix.Sethostname([]byte("pod-host")) })
+		c := newContainer(t, []string{"hostname"}, func(s *specs.Spec) {
+			s.Hostname = ""
+			joinNamespace(s, specs.UTSNamespace, ns)
+		})
+		if out, _ := c.mustRun(t, rt); out != "pod-host\n" {
+			t.Errorf("hostname in the pod's uts namespace: %q, want pod-host", out)
+		}
+	})
+}
+
+func TestBuiltinSetsNoHostnameInAJoinedUTSNamespace(t *testing.T) {
+	rt := newRuntime(t, handlers()[0])
+	ns := newNamespace(t, "uts", func() error { return unix.Sethostname([]byte("pod-host")) })
+	c := newContainer(t, []string{"hostname"}, func(s *specs.Spec) {
+		s.Hostname = "not-the-pods"
+		joinNamespace(s, specs.UTSNamespace, ns)
+	})
+	if out, _ := c.mustRun(t, rt); out != "pod-host\n" {
+		t.Errorf("hostname: %q, want the pod's", out)
+	}
 }
 
 func TestBindMountsReadOnlyAndPropagation(t *testing.T) {

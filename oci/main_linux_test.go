@@ -312,11 +312,13 @@ func (c *container) mustRun(t *testing.T, rt Runtime) (string, unix.WaitStatus) 
 
 func sh(script string) []string { return []string{"sh", "-c", script} }
 
-// newNetns makes a network namespace pinned by a bind mount at a file and
-// returns its path.
-func newNetns(t *testing.T) string {
+// newNamespace makes a namespace of the given kind ("net", "uts"),
+// lets setup run in it, and pins it with a bind mount at a file whose path
+// it returns.
+func newNamespace(t *testing.T, kind string, setup func() error) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "netns")
+	flags := map[string]int{"net": unix.CLONE_NEWNET, "uts": unix.CLONE_NEWUTS}
+	path := filepath.Join(t.TempDir(), kind+"ns")
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -324,17 +326,32 @@ func newNetns(t *testing.T) string {
 	go func() {
 		// This thread's namespace changes; it is never unlocked, so it dies.
 		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		if err := unix.Unshare(flags[kind]); err != nil {
 			errc <- err
 			return
 		}
-		errc <- unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
+		if setup != nil {
+			if err := setup(); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- unix.Mount("/proc/thread-self/ns/"+kind, path, "", unix.MS_BIND, "")
 	}()
 	if err := <-errc; err != nil {
-		t.Fatalf("new netns: %v", err)
+		t.Fatalf("new %s namespace: %v", kind, err)
 	}
 	t.Cleanup(func() { unix.Unmount(path, unix.MNT_DETACH) })
 	return path
+}
+
+// joinNamespace makes s join the namespace of typ at path.
+func joinNamespace(s *specs.Spec, typ specs.LinuxNamespaceType, path string) {
+	for i := range s.Linux.Namespaces {
+		if s.Linux.Namespaces[i].Type == typ {
+			s.Linux.Namespaces[i].Path = path
+		}
+	}
 }
 
 func contains(s []string, v string) bool {
