@@ -300,7 +300,8 @@ func execContainer() error {
 // nsenter/exec.c); ok is false when that path cannot run it (a terminal,
 // or a config too large for an environment variable).
 func fastExecConfig(p *specs.Process) (string, bool) {
-	if p.Terminal {
+	// exec.c holds up to 4096 args, env entries and groups.
+	if p.Terminal || len(p.Args) > 4000 || len(p.Env) > 4000 || len(p.User.AdditionalGids) > 4000 {
 		return "", false
 	}
 	c, err := parseLinuxCaps(p.Capabilities)
