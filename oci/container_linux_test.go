@@ -584,3 +584,23 @@ func TestKillAllReachesEveryProcessOfTheContainer(t *testing.T) {
 		}
 	})
 }
+
+func TestSystemdDriverWithoutSystemdFailsCreateCleanly(t *testing.T) {
+	// This machine runs no systemd: Create must say so and leave nothing.
+	rts, err := New(Options{
+		StateDir: t.TempDir(), Handlers: map[string]Handler{"berth": {Type: "builtin"}},
+		CgroupDriver: "systemd", BinaryPath: testBinary,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := rts["berth"]
+	c := newContainer(t, []string{"true"}, func(s *specs.Spec) { s.Linux.CgroupsPath = "system.slice:berth:" + "x" })
+	_, err = rt.Create(context.Background(), c.id, c.bundle, IO{})
+	if err == nil || !strings.Contains(err.Error(), "systemd") {
+		t.Errorf("Create with the systemd driver: %v, want an error about systemd", err)
+	}
+	if _, err := rt.State(context.Background(), c.id); !errdefs.IsNotFound(err) {
+		t.Errorf("State after failed Create: %v", err)
+	}
+}
