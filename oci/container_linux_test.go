@@ -132,6 +132,36 @@ for i in $(seq 1 200); do if [ -e /prop/sub/marker ]; then echo seen; exit 0; fi
 	})
 }
 
+func TestBidirectionalMountPropagatesToTheHost(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		// kubelet's Bidirectional: a shared host mount, bound rshared,
+		// and an rshared rootfs (what containerd's CRI sets).
+		dir := t.TempDir()
+		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Unmount(dir, unix.MNT_DETACH)
+		if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+			t.Fatal(err)
+		}
+		os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+		c := newContainer(t, sh(`mount -t tmpfs tmpfs /bidir/sub && touch /bidir/sub/from-container && echo mounted`), func(s *specs.Spec) {
+			s.Linux.RootfsPropagation = "rshared"
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/bidir", Type: "bind", Source: dir, Options: []string{"rbind", "rshared"}})
+			caps := append([]string{"CAP_SYS_ADMIN"}, DefaultCapabilities...)
+			s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+		})
+		out, _ := c.mustRun(t, rt)
+		defer unix.Unmount(filepath.Join(dir, "sub"), unix.MNT_DETACH)
+		if out != "mounted\n" {
+			t.Fatalf("output %q", out)
+		}
+		if !exists(filepath.Join(dir, "sub", "from-container")) {
+			t.Error("the container's mount did not reach the host")
+		}
+	})
+}
+
 func TestReadonlyRootfs(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, rt Runtime) {
 		for _, ro := range []bool{true, false} {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/cyphar/filepath-securejoin"
@@ -80,6 +81,12 @@ func setupRootfs(cfg *initConfig) error {
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
 		return fmt.Errorf("set / propagation: %w", err)
 	}
+	// pivot_root refuses a shared new root: make the mount rootfs sits on
+	// private (the bind below copies that), whatever / became. Mounts bound
+	// in later from shared sources keep their own peer groups.
+	if err := makeParentPrivate(rootfs); err != nil {
+		return err
+	}
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind rootfs %s: %w", rootfs, err)
 	}
@@ -100,7 +107,57 @@ func setupRootfs(cfg *initConfig) error {
 	if err := pivotRoot(rootfs); err != nil {
 		return err
 	}
+	// The spec's propagation for the container's own tree, which
+	// pivot_root would not have accepted before.
+	if p, ok := propagationFlags[s.Linux.RootfsPropagation]; ok {
+		if err := unix.Mount("", "/", "", p, ""); err != nil {
+			return fmt.Errorf("set rootfs propagation %s: %w", s.Linux.RootfsPropagation, err)
+		}
+	}
 	return nil
+}
+
+// makeParentPrivate makes the mount that holds path (path itself if it is
+// a mount point) private.
+func makeParentPrivate(path string) error {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("read mountinfo: %w", err)
+	}
+	best := "/"
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(f[4])
+		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
+			best = mp
+		}
+	}
+	if err := unix.Mount("", best, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make %s private: %w", best, err)
+	}
+	return nil
+}
+
+// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var out []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				out = append(out, byte(n))
+				i += 3
+				continue
+			}
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
 }
 
 // finishRootfs runs inside the new root: sysctls, masked and read-only
