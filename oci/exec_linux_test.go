@@ -281,3 +281,28 @@ func TestTerminalGoesToTheConsoleSocket(t *testing.T) {
 		}
 	})
 }
+
+func TestExecInAContainerOnTheHostsPidNamespace(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		c := newContainer(t, []string{"sleep", "100000"}, func(s *specs.Spec) {
+			var ns []specs.LinuxNamespace
+			for _, n := range s.Linux.Namespaces {
+				if n.Type != specs.PIDNamespace {
+					ns = append(ns, n)
+				}
+			}
+			s.Linux.Namespaces = ns
+		})
+		c.mustCreate(t, rt)
+		if err := rt.Start(context.Background(), c.id); err != nil {
+			t.Fatal(err)
+		}
+		out, code, err := execOut(t, rt, c, execProc("sh", "-c", "echo $$; exit 5"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != 5 || strings.TrimSpace(out) == "1" {
+			t.Errorf("got %q exit %d, want a host pid and exit 5", out, code)
+		}
+	})
+}
