@@ -634,3 +634,23 @@ func TestSystemdDriverWithoutSystemdFailsCreateCleanly(t *testing.T) {
 		t.Errorf("State after failed Create: %v", err)
 	}
 }
+
+func TestDeviceNodesAndTheDeviceCgroup(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		// /dev/mem (c 1:1) may be created (mknod is allowed for all) but
+		// not opened; a spec device allowed by a rule works.
+		script := `mknod /tmp/mem c 1 1 && echo made
+head -c1 /tmp/mem >/dev/null 2>&1 && echo mem-readable
+echo hi > /dev/extra-null && echo extra-works
+ls -l /dev/extra-null | cut -c1-10`
+		c := newContainer(t, sh(script), func(s *specs.Spec) {
+			mode := os.FileMode(0o640)
+			s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{Path: "/dev/extra-null", Type: "c", Major: 1, Minor: 3, FileMode: &mode})
+			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rw"})
+		})
+		out, _ := c.mustRun(t, rt)
+		if want := "made\nextra-works\ncrw-r-----\n"; out != want {
+			t.Errorf("got %q, want %q", out, want)
+		}
+	})
+}
