@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/cgroups"
@@ -200,8 +201,12 @@ func toResources(r *specs.LinuxResources) (*cgroups.Resources, error) {
 			}
 		}
 	}
-	for _, h := range r.HugepageLimits {
-		out.HugetlbLimit = append(out.HugetlbLimit, &cgroups.HugepageLimit{Pagesize: h.Pagesize, Limit: h.Limit})
+	// kubelet sends a limit for every page size the node has; without a
+	// hugetlb controller they cannot apply, and containerd drops them too.
+	if HugetlbAvailable() {
+		for _, h := range r.HugepageLimits {
+			out.HugetlbLimit = append(out.HugetlbLimit, &cgroups.HugepageLimit{Pagesize: h.Pagesize, Limit: h.Limit})
+		}
 	}
 	if n := r.Network; n != nil {
 		if n.ClassID != nil {
@@ -228,5 +233,20 @@ func swapAccounting() bool {
 		return true
 	}
 	_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+	return err == nil
+}
+
+// HugetlbAvailable reports whether container cgroups can take hugepage
+// limits: a hugetlb v1 hierarchy, or hugetlb among the v2 controllers on a
+// unified host. (On a hybrid host like this project's test machine hugetlb
+// sits on the otherwise empty cgroup2 mount, where runc cannot use it.)
+// Spec generators should leave hugepage limits out when it is false, as
+// containerd does: external runtimes refuse them.
+func HugetlbAvailable() bool {
+	if cgroups.IsCgroup2UnifiedMode() {
+		b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
+		return err == nil && slices.Contains(strings.Fields(string(b)), "hugetlb")
+	}
+	_, err := os.Stat("/sys/fs/cgroup/hugetlb")
 	return err == nil
 }

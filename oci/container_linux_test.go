@@ -655,3 +655,19 @@ ls -l /dev/extra-null | cut -c1-10`
 		}
 	})
 }
+
+func TestBuiltinIgnoresHugepageLimitsWithoutHugetlb(t *testing.T) {
+	// kubelet sends a limit per page size the node has; on this machine
+	// hugetlb is no v1 hierarchy, and that must not fail the container.
+	// (runc fails here; spec generators check HugetlbAvailable.)
+	if HugetlbAvailable() {
+		t.Fatal("this test expects the project machine's hybrid cgroups, where hugetlb is unusable")
+	}
+	rt := newRuntime(t, handlers()[0])
+	c := newContainer(t, []string{"true"}, func(s *specs.Spec) {
+		s.Linux.Resources.HugepageLimits = []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 0}}
+	})
+	if _, ws := c.mustRun(t, rt); ws.ExitStatus() != 0 {
+		t.Errorf("exit %v", ws)
+	}
+}

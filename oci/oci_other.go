@@ -36,3 +36,6 @@ func InitMain() { panic("berth-init: needs Linux") }
 
 // ExecMain is the "berth-exec" role; it needs Linux.
 func ExecMain() { panic("berth-exec: needs Linux") }
+
+// HugetlbAvailable is false where there are no cgroups.
+func HugetlbAvailable() bool { return false }
