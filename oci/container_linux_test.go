@@ -203,6 +203,18 @@ func TestUserGroupsEnvAndCwd(t *testing.T) {
 	})
 }
 
+func TestAMissingWorkingDirectoryIsCreated(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt Runtime) {
+		c := newContainer(t, []string{"pwd"}, func(s *specs.Spec) {
+			s.Process.Cwd = "/work/dir"
+			s.Root.Readonly = true
+		})
+		if out, _ := c.mustRun(t, rt); out != "/work/dir\n" {
+			t.Errorf("pwd %q", out)
+		}
+	})
+}
+
 func TestCgroupLimitsAreVisibleInside(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, rt Runtime) {
 		mem := int64(64 << 20)

@@ -86,6 +86,13 @@ func initContainer(sync *os.File) (string, *initConfig, error) {
 			return "", nil, err
 		}
 	}
+	// A missing working directory is created, as runc does (an image's
+	// WORKDIR need not exist), before the rootfs may turn read-only.
+	if p.Cwd != "" {
+		if err := os.MkdirAll(p.Cwd, 0o755); err != nil {
+			return "", nil, fmt.Errorf("create cwd %q: %w", p.Cwd, err)
+		}
+	}
 	if err := finishRootfs(s); err != nil {
 		return "", nil, err
 	}
