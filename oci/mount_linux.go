@@ -65,6 +65,9 @@ func parseMountOptions(opts []string) (flags uintptr, propagation []uintptr, dat
 			propagation = append(propagation, p)
 			continue
 		}
+		if o == "tmpcopyup" {
+			continue // a runc extension Berth does not need: no copy-up
+		}
 		rest = append(rest, o)
 	}
 	return flags, propagation, strings.Join(rest, ",")
@@ -164,7 +167,12 @@ func unescapeMountinfo(s string) string {
 // paths, and a read-only root.
 func finishRootfs(s *specs.Spec) error {
 	for k, v := range s.Linux.Sysctl {
-		p := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
+		// "a.b.c", or "a/b/c" when a component holds dots (eth0.100).
+		name := k
+		if !strings.Contains(k, "/") {
+			name = strings.ReplaceAll(k, ".", "/")
+		}
+		p := filepath.Join("/proc/sys", name)
 		if err := os.WriteFile(p, []byte(v), 0); err != nil {
 			return fmt.Errorf("set sysctl %s=%s: %w", k, v, err)
 		}
