@@ -40,6 +40,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -124,6 +125,9 @@ type exitStatus struct {
 // MonitorMain is the "berth-monitor" role: argv[1] is the container's
 // state directory. It never returns.
 func MonitorMain() {
+	// A long-lived helper needs no allocation profile, whose bucket table
+	// would otherwise stay resident.
+	runtime.MemProfileRate = 0
 	debug.SetGCPercent(20)
 	// Caught, not ignored: an ignored signal would stay ignored in the
 	// container's processes across exec. Sends to the full channel drop.
