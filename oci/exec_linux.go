@@ -299,6 +299,11 @@ func execContainer() error {
 // fastExecConfig encodes proc for the C exec path of oci/nsenter (see
 // nsenter/exec.c); ok is false when that path cannot run it (a terminal,
 // or a config too large for an environment variable).
+//
+// Seccomp, when it lands, must reach execs too (the container's filter, from
+// its config.json): either exec.c loads a pre-compiled BPF program passed
+// as a memfd, right after no_new_privs, or execs with a filter take the Go
+// path, whose finishProcess already calls applySeccomp last.
 func fastExecConfig(p *specs.Process) (string, bool) {
 	// exec.c holds up to 4096 args, env entries and groups.
 	if p.Terminal || len(p.Args) > 4000 || len(p.Env) > 4000 || len(p.User.AdditionalGids) > 4000 {
