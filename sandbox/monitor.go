@@ -122,8 +122,14 @@ type exitStatus struct {
 	OOMKilled  bool      `json:"oom_killed,omitempty"`
 }
 
-// MonitorMain is the "berth-monitor" role: argv[1] is the container's
-// state directory. It never returns.
+// MonitorMain is the "berth-monitor" role. It never returns.
+//
+// It starts as a spare ("berth-monitor --spare <state>"): berthd keeps one
+// started ahead, so that CreateContainer does not wait for a process to
+// start and initialise (about 30 ms of the binary's package
+// initialisation). The spare waits on fd 4 for the state directory of the
+// container it is to run; end of file there means berthd no longer needs
+// it, and it exits.
 func MonitorMain() {
 	// A long-lived helper needs no allocation profile, whose bucket table
 	// would otherwise stay resident.
@@ -133,17 +139,38 @@ func MonitorMain() {
 	// container's processes across exec. Sends to the full channel drop.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	// Whatever berthd's own parent let it inherit stays out of the
-	// runtime and the container.
-	_ = unix.CloseRange(4, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: berth-monitor <container state dir>")
+	// runtime and the container (fds 3 and 4 are berthd's pipes).
+	_ = unix.CloseRange(5, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if len(os.Args) != 3 || os.Args[1] != "--spare" {
+		fmt.Fprintln(os.Stderr, "usage: berth-monitor --spare <berthd state dir>")
 		os.Exit(2)
 	}
-	if err := runMonitor(os.Args[1], os.NewFile(3, "sync")); err != nil {
+	dir, err := awaitContainer(os.NewFile(4, "assign"))
+	if err != nil {
+		os.Exit(0) // berthd let the spare go
+	}
+	if err := runMonitor(dir, os.NewFile(3, "sync")); err != nil {
 		fmt.Fprintln(os.Stderr, "berth-monitor:", err)
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// awaitContainer reads the container's state directory from berthd and
+// sends the monitor's own output to monitor.log there.
+func awaitContainer(assign *os.File) (string, error) {
+	line, err := bufio.NewReader(assign).ReadString('\n')
+	assign.Close()
+	if err != nil {
+		return "", err
+	}
+	dir := strings.TrimSuffix(line, "\n")
+	if f, err := os.OpenFile(filepath.Join(dir, monitorLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+		_ = unix.Dup3(int(f.Fd()), 1, 0)
+		_ = unix.Dup3(int(f.Fd()), 2, 0)
+		f.Close()
+	}
+	return dir, nil
 }
 
 func runMonitor(dir string, syncPipe *os.File) error {

@@ -18,10 +18,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/berth-runtime/berth/oci"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,35 +66,18 @@ func (m *Manager) startMonitor(ctx context.Context, c *Container, mc monitorConf
 	if err := writeJSONAtomic(filepath.Join(c.stateDir, monitorConfigFile), mc); err != nil {
 		return nil, 0, err
 	}
-	logf, err := os.OpenFile(filepath.Join(c.stateDir, monitorLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, 0, fmt.Errorf("monitor log: %w", err)
-	}
-	defer logf.Close()
-	// Started from berthd's sealed copy, which the monitor's runtime
-	// then reuses: one copy of the binary per host, not one per monitor.
-	exe, err := oci.SealedExe("")
+	sp, err := m.spare.take(m.state)
 	if err != nil {
 		return nil, 0, err
 	}
-	syncR, syncW, err := os.Pipe()
-	if err != nil {
-		return nil, 0, err
-	}
+	cmd, syncR := sp.cmd, sp.syncR
 	defer syncR.Close()
-	cmd := &exec.Cmd{
-		Path:   exe,
-		Args:   []string{monitorRole, c.stateDir},
-		Env:    []string{"GOMAXPROCS=1", "GOGC=20", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-		Dir:    "/",
-		Stdout: logf, Stderr: logf,
-		ExtraFiles:  []*os.File{syncW},
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	err = cmd.Start()
-	syncW.Close()
+	_, err = sp.assign.Write([]byte(c.stateDir + "\n"))
+	sp.assign.Close()
 	if err != nil {
-		return nil, 0, fmt.Errorf("start %s: %w", monitorRole, err)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, 0, fmt.Errorf("hand the container to %s: %w", monitorRole, err)
 	}
 	h, err := watchChild(cmd, func() {
 		st, ok, _ := readExitStatus(c.stateDir)

@@ -81,6 +81,9 @@ type Manager struct {
 	// podCgroups are the pod cgroups berthd made; the last pod using one
 	// removes it.
 	podCgroups map[string]bool
+
+	// spare is a container monitor started ahead of need (monitor_spare_linux.go).
+	spare monitorSpares
 }
 
 // New opens the sandbox database and recovers pods and containers left by an
@@ -127,6 +130,9 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 }
 
 // Close releases the database. Containers keep running.
-func (m *Manager) Close() error { return m.store.close() }
+func (m *Manager) Close() error {
+	m.spare.close()
+	return m.store.close()
+}
 
 // MonitorMain, the "berth-monitor" role, is in monitor.go.
