@@ -103,7 +103,7 @@ func (r *runner) run(ctx context.Context) (*report.Run, string) {
 		r.out.Fail("start", err)
 		return r.out, version
 	} else if v != "" {
-		version = v + " (" + version + ")"
+		version = v // the CRI's RuntimeName and RuntimeVersion
 	}
 
 	// Workloads, in an order that keeps each one's conditions the same on
