@@ -1,0 +1,498 @@
+// Package harness runs a real berthd for tests: on private temporary root,
+// state and socket paths, with CRI clients over its socket, and a check at
+// teardown that it left nothing behind.
+//
+// Every daemon gets a unique tag. Its directories are named after it, and
+// pods must use d.CgroupParent, which puts their cgroups under /<tag> in
+// every hierarchy, so the leak check can find everything the daemon made:
+// mounts under its directories, processes whose command line names them or
+// whose cgroup is under the tag, cgroups under the tag, and veth interfaces
+// left on its default network's bridge. Each daemon's default network has a
+// bridge and a /24 of its own, so daemons side by side never share one.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-runtime/berth/cmd/berthd/config"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// readyTimeout bounds how long a starting berthd may take to answer Version.
+const readyTimeout = 30 * time.Second
+
+// Daemon is a running berthd under test.
+type Daemon struct {
+	Tag        string // unique; names the temp dir and the test cgroup
+	Dir        string // the temp dir holding everything below
+	Root       string
+	State      string
+	Socket     string
+	ConfigPath string
+	LogPath    string
+	Config     config.Config
+
+	Runtime runtimeapi.RuntimeServiceClient
+	Images  runtimeapi.ImageServiceClient
+
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	conn    *grpc.ClientConn
+	cleaned bool
+}
+
+// Option changes how a daemon starts.
+type Option func(*options)
+
+type options struct {
+	config []func(*config.Config)
+}
+
+// WithConfig edits the daemon's configuration before it is written.
+func WithConfig(fn func(*config.Config)) Option {
+	return func(o *options) { o.config = append(o.config, fn) }
+}
+
+// Start starts a berthd, waits until it answers, and arranges for it to be
+// stopped and checked for leaks when the test ends.
+func Start(t testing.TB, opts ...Option) *Daemon {
+	t.Helper()
+	RequireRoot(t)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	tag := "berth-test-" + randomHex(4)
+	dir, err := os.MkdirTemp("", tag+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{
+		Tag:        tag,
+		Dir:        dir,
+		Root:       filepath.Join(dir, "root"),
+		State:      filepath.Join(dir, "state"),
+		Socket:     filepath.Join(dir, "sock", "berth.sock"), // berthd makes its directory
+		ConfigPath: filepath.Join(dir, "config.toml"),
+		LogPath:    filepath.Join(dir, "berthd.log"),
+	}
+	cfg := config.Default()
+	cfg.Root, cfg.State, cfg.Socket = d.Root, d.State, d.Socket
+	cfg.LogLevel = "debug"
+	cfg.CNI.ConfDir = filepath.Join(dir, "net.d")
+	cfg.Registry.ConfigPath = filepath.Join(dir, "certs.d")
+	// A bridge and range of its own, so daemons running side by side
+	// (parallel tests, test binaries, a berthd on the host) share no
+	// network; a test may still choose others.
+	cfg.CNI.DefaultBridge = "bt" + tag[len("berth-test-"):]
+	cfg.CNI.DefaultSubnet = testSubnet()
+	for _, fn := range o.config {
+		fn(&cfg)
+	}
+	d.Config = cfg
+	data, err := config.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.ConfigPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.teardown(t) })
+	d.start(t)
+	return d
+}
+
+// RequireRoot fails the test unless it runs as root: Berth's tests use real
+// namespaces, mounts and cgroups, and CI runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (real namespaces, mounts and cgroups); run it as root")
+	}
+}
+
+// CgroupParent returns a cgroup_parent for a pod under this daemon's test
+// cgroup, in the form the configured cgroup driver expects.
+func (d *Daemon) CgroupParent(pod string) string {
+	if d.Config.Runtime.CgroupDriver == "systemd" {
+		return strings.ReplaceAll(d.Tag, "-", "_") + "-" + strings.ReplaceAll(pod, "-", "_") + ".slice"
+	}
+	return "/" + d.Tag + "/" + pod
+}
+
+func (d *Daemon) start(t testing.TB) {
+	t.Helper()
+	log, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	fmt.Fprintf(log, "=== harness: starting berthd %s\n", time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(Binary(t), "--config", d.ConfigPath)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start berthd: %v", err)
+	}
+	d.cmd = cmd
+	d.exited = make(chan struct{})
+	go func() { cmd.Wait(); close(d.exited) }()
+
+	conn, err := grpc.NewClient("unix://"+d.Socket,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.conn = conn
+	d.Runtime = runtimeapi.NewRuntimeServiceClient(conn)
+	d.Images = runtimeapi.NewImageServiceClient(conn)
+
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := d.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-d.exited:
+			t.Fatalf("berthd exited during start-up (%v); log:\n%s", cmd.ProcessState, d.Logs())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("berthd did not answer Version within %s: %v; log:\n%s", readyTimeout, err, d.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Pid is the running daemon's process ID.
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
+// Logs returns everything the daemon has logged, across restarts.
+func (d *Daemon) Logs() string {
+	b, _ := os.ReadFile(d.LogPath)
+	return string(b)
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (d *Daemon) Stop(t testing.TB) {
+	t.Helper()
+	if d.stopped() {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.exited
+		t.Errorf("berthd did not exit within 30s of SIGTERM; log:\n%s", d.Logs())
+	}
+	d.conn.Close()
+	if st := d.cmd.ProcessState; st != nil && !st.Success() {
+		t.Errorf("berthd exited with %v after SIGTERM; log:\n%s", st, d.Logs())
+	}
+}
+
+// Kill kills the daemon with SIGKILL, as a crash would.
+func (d *Daemon) Kill(t testing.TB) {
+	t.Helper()
+	if d.stopped() {
+		return
+	}
+	d.cmd.Process.Kill()
+	<-d.exited
+	d.conn.Close()
+}
+
+// Restart starts the daemon again on the same directories and socket.
+func (d *Daemon) Restart(t testing.TB) {
+	t.Helper()
+	if !d.stopped() {
+		t.Fatal("Restart: berthd is still running; Stop or Kill it first")
+	}
+	d.start(t)
+}
+
+func (d *Daemon) stopped() bool {
+	select {
+	case <-d.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// teardown stops the daemon, reports what it leaked as a test failure, then
+// removes the leaks so later tests start clean.
+func (d *Daemon) teardown(t testing.TB) {
+	if d.cmd != nil {
+		d.Stop(t)
+	}
+	if leaks := d.Leaks(); len(leaks) > 0 {
+		t.Errorf("berthd %s left behind:\n  %s\nlog: %s", d.Tag, strings.Join(leaks, "\n  "), d.LogPath)
+		d.removeLeaks()
+	}
+	// The default network's bridge outlives its pods, as with every CNI
+	// bridge; it is the harness's to remove, not a leak.
+	exec.Command("ip", "link", "del", d.Config.CNI.DefaultBridge, "type", "bridge").Run()
+	if !t.Failed() {
+		os.RemoveAll(d.Dir)
+	} else {
+		t.Logf("kept %s for inspection", d.Dir)
+	}
+}
+
+// Leaks lists what the daemon made and did not remove: mounts under its
+// directories, processes of its, cgroups under its tag, and new veths.
+func (d *Daemon) Leaks() []string {
+	var out []string
+	for _, m := range d.mounts() {
+		out = append(out, "mount "+m)
+	}
+	for _, p := range d.processes() {
+		out = append(out, fmt.Sprintf("process %d %s", p, cmdline(p)))
+	}
+	for _, c := range d.cgroups() {
+		out = append(out, "cgroup "+c)
+	}
+	for _, name := range d.veths() {
+		out = append(out, "veth "+name)
+	}
+	return out
+}
+
+// removeLeaks kills leaked processes, unmounts leaked mounts and removes
+// leaked cgroups, deepest first.
+func (d *Daemon) removeLeaks() {
+	for _, p := range d.processes() {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	time.Sleep(100 * time.Millisecond)
+	mounts := d.mounts()
+	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
+	for _, m := range mounts {
+		unix.Unmount(m, unix.MNT_DETACH)
+	}
+	cgs := d.cgroups()
+	sort.Sort(sort.Reverse(sort.StringSlice(cgs)))
+	for _, c := range cgs {
+		for i := 0; i < 50 && os.Remove(c) != nil && !errors.Is(os.Remove(c), os.ErrNotExist); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, name := range d.veths() {
+		exec.Command("ip", "link", "del", name).Run()
+	}
+}
+
+// mounts lists mount points under the daemon's directory.
+func (d *Daemon) mounts() []string {
+	var out []string
+	for _, m := range mountPoints() {
+		if m == d.Dir || strings.HasPrefix(m, d.Dir+"/") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// processes lists processes whose command line names the daemon's
+// directory, or which sit in a cgroup under its tag, other than the
+// daemon itself and this test.
+func (d *Daemon) processes() []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() || (d.cmd != nil && pid == d.cmd.Process.Pid && !d.stopped()) {
+			continue
+		}
+		if strings.Contains(cmdline(pid), d.Dir) {
+			out = append(out, pid)
+			continue
+		}
+		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		if bytes.Contains(cg, []byte("/"+d.Tag+"/")) || bytes.Contains(cg, []byte(strings.ReplaceAll(d.Tag, "-", "_"))) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// cgroups lists cgroup directories below the daemon's tag in every
+// hierarchy; the tag directory itself goes with the daemon.
+func (d *Daemon) cgroups() []string {
+	var out []string
+	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
+	hier = append(hier, "/sys/fs/cgroup")
+	for _, h := range hier {
+		for _, top := range []string{filepath.Join(h, d.Tag), filepath.Join(h, "system.slice", d.Tag)} {
+			filepath.WalkDir(top, func(p string, e os.DirEntry, err error) error {
+				if err == nil && e.IsDir() && p != top {
+					out = append(out, p)
+				}
+				return nil
+			})
+		}
+	}
+	// The tag directories themselves are removed here once empty.
+	for _, h := range hier {
+		os.Remove(filepath.Join(h, d.Tag))
+	}
+	return out
+}
+
+func cmdline(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.TrimSpace(string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})))
+}
+
+// mountPoints lists the mount points of this mount namespace, unescaped.
+func mountPoints() []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) > 4 {
+			out = append(out, unescapeOctal(fields[4]))
+		}
+	}
+	return out
+}
+
+// unescapeOctal undoes mountinfo's \NNN escapes of spaces and the like.
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// veths lists the veth interfaces on the daemon's default bridge: the
+// host ends of its pods' networks. Other daemons' veths are not its own.
+func (d *Daemon) veths() []string {
+	b, err := exec.Command("ip", "-o", "link", "show", "master", d.Config.CNI.DefaultBridge, "type", "veth").Output()
+	if err != nil {
+		return nil // no such bridge: no veths on it
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		// "7: vethabc@if2: <BROADCAST,...> ..."
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(fields[1], ":"), "@")
+		out = append(out, name)
+	}
+	return out
+}
+
+var subnetSeq atomic.Uint32
+
+// testSubnet picks a /24 for a daemon's default network in 10.197.0.0/16:
+// random per process, then sequential, so concurrent test binaries rarely
+// meet and one binary's daemons never do.
+func testSubnet() string {
+	if subnetSeq.Load() == 0 {
+		b := make([]byte, 1)
+		rand.Read(b)
+		subnetSeq.CompareAndSwap(0, uint32(b[0])|0x100)
+	}
+	return fmt.Sprintf("10.197.%d.0/24", subnetSeq.Add(1)%256)
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// Binary returns the berthd binary under test: $BERTHD if set (make test
+// builds it once), else one built from this module the first time it is asked.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("BERTHD"); p != "" {
+		return p
+	}
+	binOnce.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			binErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "berthd-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "berthd")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/berthd")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build ./cmd/berthd: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// moduleRoot finds the directory of Berth's go.mod from the working directory.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the berth module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

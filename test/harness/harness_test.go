@@ -1,0 +1,54 @@
+package harness
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestLeaksReportsWhatADaemonLeftBehind proves the leak check works: a
+// mount under the daemon's state dir, a process naming its root dir and a
+// cgroup under its tag must each be reported, and nothing once removed.
+func TestLeaksReportsWhatADaemonLeftBehind(t *testing.T) {
+	d := Start(t)
+	if leaks := d.Leaks(); len(leaks) != 0 {
+		t.Fatalf("a fresh daemon already leaks: %v", leaks)
+	}
+
+	mnt := filepath.Join(d.State, "leaked-mount")
+	if err := os.MkdirAll(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	proc := exec.Command("sleep", "1000", d.Root)
+	if err := proc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cg := filepath.Join("/sys/fs/cgroup/pids", d.Tag, "leaked")
+	if err := os.MkdirAll(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	leaks := strings.Join(d.Leaks(), "\n")
+	for _, want := range []string{"mount " + mnt, "process ", "cgroup " + cg} {
+		if !strings.Contains(leaks, want) {
+			t.Errorf("Leaks() does not report %q; it reports:\n%s", want, leaks)
+		}
+	}
+
+	d.removeLeaks()
+	proc.Wait()
+	for i := 0; i < 50 && len(d.Leaks()) > 0; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if leaks := d.Leaks(); len(leaks) != 0 {
+		t.Fatalf("removeLeaks left: %v", leaks)
+	}
+}
