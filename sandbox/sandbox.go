@@ -27,8 +27,11 @@ type Config struct {
 	DefaultRuntime string `toml:"default_runtime" comment:"runtime handler used when a pod names none"`
 	// Runtimes maps CRI runtime handler names to runtimes.
 	Runtimes map[string]oci.Handler `toml:"handlers" comment:"CRI runtime handlers: [runtime.handlers.NAME]"`
-	// StopTimeoutGrace bounds how long StopPodSandbox waits per container, in seconds.
-	StopTimeoutGrace int `toml:"stop_timeout_seconds" comment:"seconds StopPodSandbox waits for a container to exit after its stop signal before SIGKILL"`
+	// StopTimeoutGrace bounds how long StopPodSandbox waits per container,
+	// in seconds. The CRI says StopPodSandbox terminates running containers
+	// forcibly: kubelet has already stopped them with the pod's grace
+	// period. So the default is 0 (SIGKILL at once), as in containerd.
+	StopTimeoutGrace int `toml:"stop_timeout_seconds" comment:"seconds StopPodSandbox waits for a container still running to exit after its stop signal before SIGKILL; 0 kills at once, as the CRI asks (kubelet stops containers gracefully before it stops the pod)"`
 }
 
 // DefaultConfig is the configuration of a berthd started with no file.
@@ -42,7 +45,7 @@ func DefaultConfig() Config {
 			"runc":  {Type: "oci", Path: "/usr/sbin/runc"},
 			"crun":  {Type: "oci", Path: "/usr/bin/crun"},
 		},
-		StopTimeoutGrace: 10,
+		StopTimeoutGrace: 0,
 	}
 }
 
