@@ -46,6 +46,7 @@ func run(args []string) int {
 		logLevel     = fs.String("log-level", "", "debug, info, warn or error (overrides log_level)")
 		logFormat    = fs.String("log-format", "", "console or json (overrides log_format)")
 		printDefault = fs.Bool("print-default-config", false, "print the default configuration file and exit")
+		defaultNet   = fs.Bool("cni-default-network", false, "write Berth's default pod network into the CNI conf dir when it holds none (sets [cni] default_network)")
 		version      = fs.Bool("version", false, "print the version and exit")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -81,6 +82,9 @@ func run(args []string) int {
 		if o.flag != "" {
 			*o.into = o.flag
 		}
+	}
+	if *defaultNet {
+		cfg.CNI.DefaultNetwork = true
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "berthd: config %s: %v\n", *configPath, err)

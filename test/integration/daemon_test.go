@@ -3,10 +3,13 @@ package integration
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -214,5 +217,73 @@ func TestPrintDefaultConfigIsTheDefaultAndCommentsEveryKey(t *testing.T) {
 				t.Errorf("key line %q has no comment above it", l)
 			}
 		}
+	}
+}
+
+// TestMetadataSurvivesSIGTERMAndRestart stops berthd gracefully with an
+// image, a ready pod, a stopped pod, a running and a created container,
+// starts it again on the same root, and reads everything back: the records
+// are in the database, and the running container kept running while no
+// berthd was there.
+func TestMetadataSurvivesSIGTERMAndRestart(t *testing.T) {
+	d := startPodDaemon(t)
+	image := pullPodTestImage(t, d)
+	readyCfg, stoppedCfg := podConfig(d, "ready"), podConfig(d, "stopped")
+	ready, stopped := mustRunPod(t, d, readyCfg), mustRunPod(t, d, stoppedCfg)
+	defer mustRemovePod(t, d, ready)
+	defer mustRemovePod(t, d, stopped)
+	mustStopPod(t, d, stopped)
+	running := startPodContainer(t, d, ready, readyCfg, "running", image, runtimeapi.NamespaceMode_CONTAINER, "sleep", "3600")
+	created, err := d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{
+		PodSandboxId:  ready,
+		Config:        &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "created"}, Image: &runtimeapi.ImageSpec{Image: image}, Command: []string{"true"}},
+		SandboxConfig: readyCfg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := containerPid(t, &ctrEnv{d: d}, running)
+
+	d.Stop(t)
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("container process %d did not outlive berthd's SIGTERM: %v", pid, err)
+	}
+	d.Restart(t)
+
+	imgs, err := d.Images.ListImages(ctxFor(t), &runtimeapi.ListImagesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs.Images) != 1 || !slices.Contains(imgs.Images[0].RepoTags, image) {
+		t.Errorf("images after restart = %v, want one tagged %s", imgs.Images, image)
+	}
+	pods, err := d.Runtime.ListPodSandbox(ctxFor(t), &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	podStates := map[string]runtimeapi.PodSandboxState{}
+	for _, p := range pods.Items {
+		podStates[p.Id] = p.State
+	}
+	if want := map[string]runtimeapi.PodSandboxState{ready: runtimeapi.PodSandboxState_SANDBOX_READY, stopped: runtimeapi.PodSandboxState_SANDBOX_NOTREADY}; !maps.Equal(podStates, want) {
+		t.Errorf("pods after restart = %v, want %v", podStates, want)
+	}
+	ctrs, err := d.Runtime.ListContainers(ctxFor(t), &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrStates := map[string]runtimeapi.ContainerState{}
+	for _, c := range ctrs.Containers {
+		ctrStates[c.Id] = c.State
+	}
+	if want := map[string]runtimeapi.ContainerState{running: runtimeapi.ContainerState_CONTAINER_RUNNING, created.ContainerId: runtimeapi.ContainerState_CONTAINER_CREATED}; !maps.Equal(ctrStates, want) {
+		t.Errorf("containers after restart = %v, want %v", ctrStates, want)
+	}
+	if got := containerPid(t, &ctrEnv{d: d}, running); got != pid {
+		t.Errorf("running container's PID after restart = %d, want %d", got, pid)
+	}
+	// The restarted berthd still drives the container it did not start.
+	if out := mustPodExec(t, d, running, "echo", "still here"); out != "still here" {
+		t.Errorf("ExecSync after restart = %q", out)
 	}
 }

@@ -1,0 +1,64 @@
+# Berth's two commands for a new user are `make run` and `make test`; the
+# README says what each does. Everything runs as root: berthd makes
+# namespaces, mounts and cgroups.
+
+GO        ?= go
+BIN       := $(CURDIR)/bin
+BERTHD    := $(BIN)/berthd
+VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/berth-runtime/berth/cri.Version=$(VERSION)
+# Test packages run two at a time (the machine has 2 cores); the integration
+# tests start their own berthds and wait on real processes, so give them time.
+TEST_P       ?= 2
+TEST_TIMEOUT ?= 60m
+TEST_FLAGS   ?=
+BENCH_ARGS   ?=
+RUN_ARGS     ?=
+
+.PHONY: all build run test unit integration lint bench deps test-deps clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BERTHD) ./cmd/berthd
+
+deps:
+	@sh hack/deps.sh run
+
+test-deps:
+	@sh hack/deps.sh test
+	$(GO) mod download
+
+# make run: berthd in the foreground with its defaults (/etc/berth/config.toml
+# if present, socket /run/berth/berth.sock), plus Berth's default pod network
+# when /etc/cni/net.d holds none.
+run: deps build
+	$(BERTHD) --cni-default-network $(RUN_ARGS)
+
+# make test: every package's tests, unit and integration, against the berthd
+# built here. Tests clean up what they make; hack/cleanup.sh then removes
+# whatever a crashed test left (keeping failed tests' directories).
+test: test-deps lint build
+	@echo "running tests as $$(id -un) with BERTHD=$(BERTHD)"
+	@BERTHD=$(BERTHD) $(GO) test -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...; \
+	rc=$$?; sh hack/cleanup.sh $$rc; exit $$rc
+
+unit: build
+	BERTHD=$(BERTHD) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./cmd/... ./cri/... ./image/... ./cni/... ./oci/... ./sandbox/...
+
+integration: test-deps build
+	BERTHD=$(BERTHD) $(GO) test -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./test/...
+
+lint:
+	@out=$$(gofmt -l cmd cri sandbox oci image cni hack test); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# make bench: Berth against Debian's containerd, side by side (hack/bench);
+# the README's results table is replaced with this run's.
+bench: build
+	sh hack/containerd/install.sh
+	$(GO) run ./hack/bench -berthd $(BERTHD) -readme README.md $(BENCH_ARGS)
+
+clean:
+	rm -rf $(BIN)
