@@ -50,7 +50,7 @@ type cgroupState struct {
 
 // cgroupConfig turns a spec's cgroups path into the library's config.
 func cgroupConfig(id, path string, systemd bool, r *specs.LinuxResources) (*cgroups.Cgroup, error) {
-	res, err := toResources(r)
+	res, err := CgroupResources(r)
 	if err != nil {
 		return nil, err
 	}
@@ -98,8 +98,11 @@ func (s cgroupState) procsFiles() []string {
 	return out
 }
 
-// toResources converts the spec's resources to the library's.
-func toResources(r *specs.LinuxResources) (*cgroups.Resources, error) {
+// CgroupResources converts the spec's resources to the cgroup library's,
+// as Create applies them and UpdateContainerResources changes them: limits
+// the host cannot take (swap without accounting, hugepages without hugetlb)
+// are dropped, and no device rules means the device cgroup is left alone.
+func CgroupResources(r *specs.LinuxResources) (*cgroups.Resources, error) {
 	out := &cgroups.Resources{}
 	if r == nil {
 		out.SkipDevices = true

@@ -130,7 +130,7 @@ func TestToResources(t *testing.T) {
 	mem, swap, quota, zero := int64(100), int64(200), int64(5000), int64(0)
 	period, shares := uint64(10000), uint64(256)
 	major, minor := int64(1), int64(3)
-	r, err := toResources(&specs.LinuxResources{
+	r, err := CgroupResources(&specs.LinuxResources{
 		Memory:         &specs.LinuxMemory{Limit: &mem, Swap: &swap},
 		CPU:            &specs.LinuxCPU{Shares: &shares, Quota: &quota, Period: &period, Cpus: "0"},
 		Pids:           &specs.LinuxPids{Limit: &zero},
@@ -157,7 +157,7 @@ func TestToResources(t *testing.T) {
 			}
 		})
 	}
-	if r, _ := toResources(nil); !r.SkipDevices {
+	if r, _ := CgroupResources(nil); !r.SkipDevices {
 		t.Error("no resources should skip the device cgroup")
 	}
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/berth-runtime/berth/oci"
 	"github.com/containerd/errdefs"
-	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -38,7 +37,11 @@ func (m *Manager) UpdateContainerResources(ctx context.Context, id string, r *ru
 	if err != nil {
 		return err
 	}
-	if err := mgr.Set(cgroupResources(&lr)); err != nil {
+	res, err := oci.CgroupResources(&lr)
+	if err != nil {
+		return fmt.Errorf("update cgroup of container %s: %w", c.id, err)
+	}
+	if err := mgr.Set(res); err != nil {
 		return fmt.Errorf("update cgroup of container %s: %w", c.id, err)
 	}
 	if spec, err := oci.ReadSpec(c.bundle); err == nil {
@@ -53,37 +56,4 @@ func (m *Manager) UpdateContainerResources(ctx context.Context, id string, r *ru
 	c.resources = r
 	c.mu.Unlock()
 	return nil
-}
-
-// cgroupResources is the cgroup library's form of spec resources, without
-// device rules (those stay as the runtime set them).
-func cgroupResources(r *specs.LinuxResources) *cgroups.Resources {
-	out := &cgroups.Resources{SkipDevices: true, Unified: r.Unified}
-	if c := r.CPU; c != nil {
-		out.CpusetCpus, out.CpusetMems = c.Cpus, c.Mems
-		if c.Shares != nil {
-			out.CpuShares = *c.Shares
-		}
-		if c.Quota != nil {
-			out.CpuQuota = *c.Quota
-		}
-		if c.Period != nil {
-			out.CpuPeriod = *c.Period
-		}
-	}
-	if mem := r.Memory; mem != nil {
-		if mem.Limit != nil {
-			out.Memory = *mem.Limit
-		}
-		if mem.Swap != nil {
-			out.MemorySwap = *mem.Swap
-		}
-	}
-	if r.Pids != nil && r.Pids.Limit != nil {
-		out.PidsLimit = r.Pids.Limit
-	}
-	for _, h := range r.HugepageLimits {
-		out.HugetlbLimit = append(out.HugetlbLimit, &cgroups.HugepageLimit{Pagesize: h.Pagesize, Limit: h.Limit})
-	}
-	return out
 }
