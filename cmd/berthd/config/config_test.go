@@ -1,6 +1,7 @@
 package config
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,5 +108,36 @@ func TestMarshalRoundTripsAndCommentsEveryKey(t *testing.T) {
 		if strings.Contains(l, " = ") && !strings.HasPrefix(l, "#") && (i == 0 || !strings.HasPrefix(strings.TrimSpace(lines[i-1]), "#")) {
 			t.Errorf("key line %q has no comment", l)
 		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the README's configuration reference from Default()")
+
+// TestREADMEShowsTheDefaultConfig keeps the README's configuration reference
+// equal to what --print-default-config prints. After changing a key, run
+// go test ./cmd/berthd/config -run README -update.
+func TestREADMEShowsTheDefaultConfig(t *testing.T) {
+	const path = "../../../README.md"
+	const begin, end = "<!-- config:begin -->\n", "<!-- config:end -->\n"
+	readme, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the %q and %q markers", begin, end)
+	}
+	def, err := Marshal(Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "```toml\n" + string(def) + "```\n"
+	if got := s[i+len(begin) : j]; got != want {
+		if *update {
+			os.WriteFile(path, []byte(s[:i+len(begin)]+want+s[j:]), 0o644)
+			return
+		}
+		t.Errorf("README.md's configuration reference is not the default config; run go test ./cmd/berthd/config -run README -update")
 	}
 }
