@@ -13,9 +13,7 @@ import (
 )
 
 func TestDefaultNetworkIsWrittenIntoAnEmptyConfDir(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	data, err := os.ReadFile(filepath.Join(tn.confDir, DefaultConfFile))
 	if err != nil {
 		t.Fatalf("default network not written: %v", err)
@@ -88,9 +86,7 @@ func TestDefaultNetworkIsNotWrittenUnlessAskedFor(t *testing.T) {
 }
 
 func TestUpdatePodCIDRMovesTheDefaultNetworkOnceNoPodUsesIt(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	first := newPod(t, "a")
 	if res := mustSetup(t, m, first); !tn.subnet.Contains(res.IPs[0]) {
 		t.Fatalf("first pod got %s", res.IPs[0])
@@ -135,9 +131,7 @@ func TestUpdatePodCIDRMovesTheDefaultNetworkOnceNoPodUsesIt(t *testing.T) {
 }
 
 func TestUpdatePodCIDRValidatesTheRange(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	before, _ := os.ReadFile(filepath.Join(tn.confDir, DefaultConfFile))
 	for _, tc := range []struct {
 		name, cidr string
@@ -163,9 +157,7 @@ func TestUpdatePodCIDRValidatesTheRange(t *testing.T) {
 }
 
 func TestUpdatePodCIDRWithIPv6MakesTheDefaultNetworkDualStack(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	v6 := "fd00:b1:" + randHex(2) + "::/64"
 	if err := m.UpdatePodCIDR(tn.subnet.String() + "," + v6); err != nil {
 		t.Fatal(err)
@@ -206,9 +198,7 @@ func TestNewRefusesBadDefaultNetworkSettings(t *testing.T) {
 }
 
 func TestPodCIDRSurvivesARestart(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	moved := newTestNet(t)
 	if err := m.UpdatePodCIDR(moved.subnet.String()); err != nil {
 		t.Fatal(err)

@@ -137,9 +137,7 @@ exit 0
 }
 
 func TestSetupAfterACrashedSetupReleasesTheFirstAttempt(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	pod := newPod(t, "a")
 	mustSetup(t, m, pod)
 	// berthd died between ADD and recording its success.
@@ -158,9 +156,7 @@ func TestSetupAfterACrashedSetupReleasesTheFirstAttempt(t *testing.T) {
 }
 
 func TestDamagedRecordIsTornDownWithTheCurrentNetwork(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	pod := newPod(t, "a")
 	mustSetup(t, m, pod)
 	if err := os.WriteFile(m.recordPath(pod.ID), []byte(`{"version": 1, "id": `), 0o600); err != nil {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-runtime/berth/test/hostnet"
 	"github.com/vishvananda/netns"
 	"go.uber.org/zap/zaptest"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -113,6 +114,15 @@ func (tn *testNet) standard(t testing.TB) {
 	tn.name = DefaultNetworkName
 }
 
+// standardNet makes a private network Berth's default one and starts a
+// Manager on it.
+func standardNet(t testing.TB) (*testNet, *Manager) {
+	t.Helper()
+	tn := newTestNet(t)
+	tn.standard(t)
+	return tn, tn.manager(t)
+}
+
 // manager starts a Manager on the network, with the test's state dir.
 // Managers of one test share it, as a restarted berthd does.
 func (tn *testNet) manager(t testing.TB, mutate ...func(*Config)) *Manager {
@@ -139,40 +149,14 @@ func (tn *testNet) manager(t testing.TB, mutate ...func(*Config)) *Manager {
 // reservations lists the addresses host-local holds in the network's store.
 func (tn *testNet) reservations(t *testing.T) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(tn.dataDir, tn.name))
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		if net.ParseIP(e.Name()) != nil {
-			out = append(out, e.Name())
-		}
-	}
-	return out
+	return hostnet.Reservations(t, filepath.Join(tn.dataDir, tn.name))
 }
 
 // bridgePorts lists the links enslaved to the network's bridge (the host
 // ends of pods' veths).
 func (tn *testNet) bridgePorts(t *testing.T) []string {
 	t.Helper()
-	out, err := exec.Command("ip", "-o", "link", "show", "master", tn.bridge).CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(out), "does not exist") {
-			return nil
-		}
-		t.Fatalf("ip link show master %s: %v: %s", tn.bridge, err, out)
-	}
-	var ports []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if f := strings.Fields(l); len(f) > 1 {
-			ports = append(ports, strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":"))
-		}
-	}
-	return ports
+	return hostnet.BridgePorts(t, tn.bridge)
 }
 
 // newNetNS pins a fresh network namespace, as the sandbox does for a pod,
@@ -256,21 +240,7 @@ func mustEchoServer(t *testing.T, path, addr string) net.Listener {
 		t.Fatalf("listen on %s in %q: %v", addr, path, err)
 	}
 	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 256)
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				n, _ := c.Read(buf)
-				c.Write(buf[:n])
-			}()
-		}
-	}()
+	hostnet.EchoServer(l)
 	return l
 }
 
@@ -291,17 +261,7 @@ func echo(t *testing.T, path, addr, msg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return "", err
-	}
-	buf := make([]byte, 256)
-	n, err := c.Read(buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
+	return hostnet.Exchange(c, msg)
 }
 
 // podConfig is a minimal pod for the network.
@@ -326,25 +286,6 @@ func mustSetup(t *testing.T, m *Manager, pod Pod) Result {
 	}
 	t.Cleanup(func() { m.Teardown(context.Background(), pod) })
 	return res
-}
-
-// iptablesMentions returns the iptables rules (IPv4 and IPv6, nftables
-// backed on Debian) that mention s.
-func iptablesMentions(t *testing.T, s string) []string {
-	t.Helper()
-	var found []string
-	for _, cmd := range []string{"iptables-save", "ip6tables-save"} {
-		out, err := exec.Command(cmd).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v: %s", cmd, err, out)
-		}
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.Contains(l, s) {
-				found = append(found, l)
-			}
-		}
-	}
-	return found
 }
 
 // writePlugin writes an executable shell plugin into dir.
@@ -375,7 +316,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func assertNoTrace(t *testing.T, tn *testNet, m *Manager, pod Pod) {
 	t.Helper()
 	assertNetworkEmpty(t, tn)
-	if got := iptablesMentions(t, pod.ID); len(got) != 0 {
+	if got := hostnet.FirewallRules(t, pod.ID); len(got) != 0 {
 		t.Errorf("iptables rules left for the pod:\n%s", strings.Join(got, "\n"))
 	}
 	if _, err := os.Stat(m.recordPath(pod.ID)); !os.IsNotExist(err) {

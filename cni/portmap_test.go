@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-runtime/berth/test/hostnet"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -21,9 +22,7 @@ func hostAddress(t *testing.T) net.IP {
 }
 
 func TestPortMappingsReachThePodFromTheHost(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	_, m := standardNet(t)
 	pod := newPod(t, "web")
 	hostIP := hostAddress(t)
 	pod.Config.PortMappings = []*runtimeapi.PortMapping{
@@ -64,13 +63,13 @@ func TestPortMappingsReachThePodFromTheHost(t *testing.T) {
 		}
 	})
 	t.Run("an SCTP mapping gets its own DNAT rule", func(t *testing.T) {
-		rules := strings.Join(iptablesMentions(t, "17777"), "\n")
+		rules := strings.Join(hostnet.FirewallRules(t, "17777"), "\n")
 		if !strings.Contains(rules, "-p sctp") || !strings.Contains(rules, podIP+":7777") {
 			t.Errorf("no sctp DNAT to %s:7777 among:\n%s", podIP, rules)
 		}
 	})
 	t.Run("a mapping without host port maps nothing", func(t *testing.T) {
-		if rules := iptablesMentions(t, podIP+":6060"); len(rules) != 0 {
+		if rules := hostnet.FirewallRules(t, podIP+":6060"); len(rules) != 0 {
 			t.Errorf("rules for container port 6060:\n%s", strings.Join(rules, "\n"))
 		}
 	})

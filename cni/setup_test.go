@@ -10,14 +10,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/berth-runtime/berth/test/hostnet"
 	"github.com/containerd/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func TestSetupGivesPodAddressRouteAndLoopback(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	pod := newPod(t, "a")
 
 	res := mustSetup(t, m, pod)
@@ -41,9 +40,7 @@ func TestSetupGivesPodAddressRouteAndLoopback(t *testing.T) {
 }
 
 func TestSetupIsIdempotentForAnAttachedPod(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	pod := newPod(t, "a")
 	first := mustSetup(t, m, pod)
 	again, err := m.Setup(context.Background(), pod)
@@ -59,9 +56,7 @@ func TestSetupIsIdempotentForAnAttachedPod(t *testing.T) {
 }
 
 func TestPodsReachEachOtherAndTheBridge(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	a, b := newPod(t, "a"), newPod(t, "b")
 	ra, rb := mustSetup(t, m, a), mustSetup(t, m, b)
 	if ra.IPs[0].Equal(rb.IPs[0]) {
@@ -82,16 +77,14 @@ func TestPodsReachEachOtherAndTheBridge(t *testing.T) {
 }
 
 func TestTeardownFreesAddressAndLeavesNothing(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	pod := newPod(t, "a")
 	pod.Config.PortMappings = []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_TCP, ContainerPort: 80, HostPort: 18081}}
 	mustSetup(t, m, pod)
 	if len(tn.bridgePorts(t)) != 1 || len(tn.reservations(t)) != 1 {
 		t.Fatalf("after Setup: bridge ports %v, reservations %v; want one each", tn.bridgePorts(t), tn.reservations(t))
 	}
-	if len(iptablesMentions(t, pod.ID)) == 0 {
+	if len(hostnet.FirewallRules(t, pod.ID)) == 0 {
 		t.Fatalf("after Setup no iptables rule mentions the pod; the leak check below would prove nothing")
 	}
 
@@ -114,9 +107,7 @@ func TestTeardownFreesAddressAndLeavesNothing(t *testing.T) {
 }
 
 func TestTeardownWorksWhenTheNamespaceIsGone(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	pod := newPod(t, "a")
 	mustSetup(t, m, pod)
 	deleteNetNS(t, pod.NetNS)
@@ -154,9 +145,7 @@ func TestTeardownAfterRestartUsesThePodsRecord(t *testing.T) {
 
 func TestConcurrentSetupsGetDistinctAddresses(t *testing.T) {
 	const pods = 20
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	all := make([]Pod, pods)
 	for i := range all {
 		all[i] = newPod(t, "p")
@@ -249,9 +238,7 @@ func TestHostNetworkPodGetsHostAddressesWithoutPlugins(t *testing.T) {
 }
 
 func TestSetupRejectsBadPods(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	ns := newNetNS(t)
 	notNS := filepath.Join(t.TempDir(), "net")
 	os.WriteFile(notNS, nil, 0o644)
@@ -287,9 +274,7 @@ func TestSetupWithoutNetworkFailsPrecondition(t *testing.T) {
 }
 
 func TestCheckPassesForAnAttachedPodAndFailsWhenItsInterfaceIsGone(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	pod := newPod(t, "a")
 	if err := m.Check(context.Background(), pod); !errdefs.IsNotFound(err) {
 		t.Errorf("Check before Setup = %v, want not found", err)
@@ -313,9 +298,7 @@ func TestCheckPassesForAnAttachedPodAndFailsWhenItsInterfaceIsGone(t *testing.T)
 }
 
 func TestAttachedListsThePodsOwedATeardown(t *testing.T) {
-	tn := newTestNet(t)
-	tn.standard(t)
-	m := tn.manager(t)
+	tn, m := standardNet(t)
 	a, b := newPod(t, "a"), newPod(t, "b")
 	mustSetup(t, m, a)
 	mustSetup(t, m, b)

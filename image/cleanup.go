@@ -41,11 +41,7 @@ func (s *Store) cleanup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		err = tx.Bucket(bucketLayers).ForEach(func(k, v []byte) error {
-			var l layerRecord
-			if _, err := getJSON(tx.Bucket(bucketLayers), string(k), &l); err != nil {
-				return err
-			}
+		err = eachJSON(tx.Bucket(bucketLayers), func(l layerRecord) error {
 			if !used[l.ChainID] && time.Since(l.Created) > orphanAge {
 				staleLayers = append(staleLayers, l.ChainID)
 				return nil

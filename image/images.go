@@ -2,7 +2,6 @@ package image
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -31,11 +30,7 @@ func (s *Store) Get(ctx context.Context, ref string) (Image, error) {
 func (s *Store) List(ctx context.Context) ([]Image, error) {
 	var out []Image
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
-			var rec imageRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("decode image %s: %w", k, err)
-			}
+		return eachJSON(tx.Bucket(bucketImages), func(rec imageRecord) error {
 			out = append(out, s.toImage(rec))
 			return nil
 		})

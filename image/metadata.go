@@ -111,6 +111,17 @@ func getJSON(b *bolt.Bucket, key string, v any) (bool, error) {
 	return true, nil
 }
 
+// eachJSON decodes every record of b and calls fn with it.
+func eachJSON[T any](b *bolt.Bucket, fn func(T) error) error {
+	return b.ForEach(func(k, v []byte) error {
+		var rec T
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decode record %s: %w", k, err)
+		}
+		return fn(rec)
+	})
+}
+
 func putJSON(b *bolt.Bucket, key string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -198,11 +209,7 @@ func isHex(s string) bool {
 // usedLayers is every chain ID an image or a snapshot names.
 func usedLayers(tx *bolt.Tx) (map[string]bool, error) {
 	used := map[string]bool{}
-	err := tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
-		var rec imageRecord
-		if _, err := getJSON(tx.Bucket(bucketImages), string(k), &rec); err != nil {
-			return err
-		}
+	err := eachJSON(tx.Bucket(bucketImages), func(rec imageRecord) error {
 		for _, id := range rec.chainIDs() {
 			used[id] = true
 		}
@@ -211,11 +218,7 @@ func usedLayers(tx *bolt.Tx) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = tx.Bucket(bucketSnapshots).ForEach(func(k, v []byte) error {
-		var rec snapshotRecord
-		if _, err := getJSON(tx.Bucket(bucketSnapshots), string(k), &rec); err != nil {
-			return err
-		}
+	err = eachJSON(tx.Bucket(bucketSnapshots), func(rec snapshotRecord) error {
 		for _, id := range rec.ChainIDs {
 			used[id] = true
 		}
@@ -227,11 +230,7 @@ func usedLayers(tx *bolt.Tx) (map[string]bool, error) {
 // usedBlobs is every blob digest an image keeps.
 func usedBlobs(tx *bolt.Tx) (map[string]bool, error) {
 	used := map[string]bool{}
-	err := tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
-		var rec imageRecord
-		if _, err := getJSON(tx.Bucket(bucketImages), string(k), &rec); err != nil {
-			return err
-		}
+	err := eachJSON(tx.Bucket(bucketImages), func(rec imageRecord) error {
 		for _, d := range rec.Blobs {
 			used[d] = true
 		}

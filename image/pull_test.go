@@ -122,13 +122,11 @@ func mountTestSnapshot(t *testing.T, s *Store, key, id string) string {
 
 func TestImagesSharingABaseStoreItOnceAndRemoveKeepsTheOther(t *testing.T) {
 	reg := newTestRegistry(t)
-	base := newLayer(t, gzipped, file{name: "base", body: "b"})
-	a := imageOf(t, v1.Config{}, base, newLayer(t, gzipped, file{name: "a", body: "a"}))
-	b := imageOf(t, v1.Config{}, base, newLayer(t, gzipped, file{name: "b", body: "b"}))
+	refA, refB, _ := pushTwoOnABase(t, reg)
 	s := openTestStore(t, Config{})
 	ctx := context.Background()
-	idA := mustPull(t, s, reg.push(t, "a:1", a))
-	idB := mustPull(t, s, reg.push(t, "b:1", b))
+	idA := mustPull(t, s, refA)
+	idB := mustPull(t, s, refB)
 
 	if n := len(layerDirs(t, s)); n != 3 {
 		t.Fatalf("%d layer directories, want 3 (the base once)", n)
@@ -154,6 +152,18 @@ func TestImagesSharingABaseStoreItOnceAndRemoveKeepsTheOther(t *testing.T) {
 	if err := s.Remove(ctx, idA); err != nil {
 		t.Fatalf("removing an unknown image: %v", err)
 	}
+}
+
+// pushTwoOnABase pushes a:1 and b:1, images with one file each ("a",
+// "b") over a shared base layer (file "base"), and returns their
+// references and b's top layer.
+func pushTwoOnABase(t *testing.T, reg *testRegistry) (refA, refB string, topB *memLayer) {
+	t.Helper()
+	base := newLayer(t, gzipped, file{name: "base", body: "b"})
+	topB = newLayer(t, gzipped, file{name: "b", body: "b"})
+	a := imageOf(t, v1.Config{}, base, newLayer(t, gzipped, file{name: "a", body: "a"}))
+	b := imageOf(t, v1.Config{}, base, topB)
+	return reg.push(t, "a:1", a), reg.push(t, "b:1", b), topB
 }
 
 func layerDirs(t *testing.T, s *Store) []string {

@@ -141,25 +141,25 @@ func (tr *testRegistry) fault(d string, h func(http.ResponseWriter, *http.Reques
 // push uploads img as repo:tag and returns the reference.
 func (tr *testRegistry) push(t *testing.T, repo string, img v1.Image) string {
 	t.Helper()
-	ref := tr.host + "/" + repo
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	return ref
+	return tr.write(t, repo, func(r name.Reference) error { return remote.Write(r, img) })
 }
 
+// pushIndex uploads idx and its images as repo:tag and returns the
+// reference.
 func (tr *testRegistry) pushIndex(t *testing.T, repo string, idx v1.ImageIndex) string {
+	t.Helper()
+	return tr.write(t, repo, func(r name.Reference) error { return remote.WriteIndex(r, idx) })
+}
+
+// write uploads to repo:tag with upload.
+func (tr *testRegistry) write(t *testing.T, repo string, upload func(name.Reference) error) string {
 	t.Helper()
 	ref := tr.host + "/" + repo
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.WriteIndex(r, idx); err != nil {
+	if err := upload(r); err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}
 	return ref

@@ -362,11 +362,7 @@ func mustGet(t *testing.T, s *Store, ref string) Image {
 
 func TestRemoveDuringAPullKeepsTheLayersThePullUses(t *testing.T) {
 	reg := newTestRegistry(t)
-	base := newLayer(t, gzipped, file{name: "base", body: "b"})
-	a := imageOf(t, v1.Config{}, base, newLayer(t, gzipped, file{name: "a", body: "a"}))
-	top := newLayer(t, gzipped, file{name: "b", body: "b"})
-	b := imageOf(t, v1.Config{}, base, top)
-	refA, refB := reg.push(t, "a:1", a), reg.push(t, "b:1", b)
+	refA, refB, top := pushTwoOnABase(t, reg)
 	s := openTestStore(t, Config{})
 	ctx := context.Background()
 	idA := mustPull(t, s, refA)
@@ -387,7 +383,7 @@ func TestRemoveDuringAPullKeepsTheLayersThePullUses(t *testing.T) {
 	if err := <-pulled; err != nil {
 		t.Fatalf("pull of b while a was removed: %v", err)
 	}
-	target := mountTestSnapshot(t, s, "c", mustConfigDigest(t, b))
+	target := mountTestSnapshot(t, s, "c", mustGet(t, s, refB).ID)
 	if names := readdirNames(t, target); !slices.Equal(names, []string{"b", "base"}) {
 		t.Fatalf("b's rootfs has %v", names)
 	}

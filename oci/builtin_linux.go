@@ -301,15 +301,7 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 		}
 	}()
 	// A cancelled ctx kills the child, which ends the handshake.
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			cmd.Process.Kill()
-		case <-done:
-		}
-	}()
+	defer context.AfterFunc(ctx, func() { cmd.Process.Kill() })()
 
 	if !cgroups.IsCgroup2UnifiedMode() {
 		if err := cg.Apply(pid); err != nil {

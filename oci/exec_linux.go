@@ -139,15 +139,7 @@ func (r *builtin) Exec(ctx context.Context, id string, proc *specs.Process, pio 
 		f.Close()
 	}
 	files = files[:1] // syncR
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			cmd.Process.Kill()
-		case <-done:
-		}
-	}()
+	defer context.AfterFunc(ctx, func() { cmd.Process.Kill() })()
 	ep := &execProcess{cmd: cmd, childFd: -1}
 	rd := bufio.NewReader(syncR)
 	msg, err := readMsg(rd)

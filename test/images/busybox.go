@@ -3,6 +3,7 @@ package images
 import (
 	"compress/gzip"
 	"fmt"
+	"path"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -22,6 +23,17 @@ func layerOf(name string, c Compression, tarFn func() ([]byte, error)) (*blobLay
 		return newLayer(tb, c, OCI, gzip.DefaultCompression)
 	})
 	return l, err
+}
+
+// pathLayer is a layer holding the one file p (an absolute path one
+// directory deep) with content p plus "\n", memoized under kind+p.
+func pathLayer(kind string, c Compression, p string) (*blobLayer, error) {
+	return layerOf(kind+p, c, func() ([]byte, error) {
+		var b tarBuilder
+		b.dir(path.Dir(p)[1:], 0o755)
+		b.file(p[1:], 0o644, []byte(p+"\n"))
+		return b.bytes()
+	})
 }
 
 func busyboxLayer(c Compression) (*blobLayer, error) {
@@ -199,12 +211,7 @@ func ManyLayers(n int, opts ...Option) v1.Image {
 		comments := []string{"busybox"}
 		for i := 1; i < n; i++ {
 			name := ManyLayersFile(i)
-			l, err := layerOf("many"+name, v.comp, func() ([]byte, error) {
-				var b tarBuilder
-				b.dir("layers", 0o755)
-				b.file(name[1:], 0o644, []byte(name+"\n"))
-				return b.bytes()
-			})
+			l, err := pathLayer("many", v.comp, name)
 			if err != nil {
 				return nil, err
 			}
@@ -232,12 +239,7 @@ func Mixed(opts ...Option) v1.Image {
 		layers := []*blobLayer{base}
 		for i, c := range []Compression{Zstd, Uncompressed} {
 			p := MixedFiles()[i]
-			l, err := layerOf("mixed"+p, c, func() ([]byte, error) {
-				var b tarBuilder
-				b.dir("mixed", 0o755)
-				b.file(p[1:], 0o644, []byte(p+"\n"))
-				return b.bytes()
-			})
+			l, err := pathLayer("mixed", c, p)
 			if err != nil {
 				return nil, err
 			}

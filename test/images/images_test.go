@@ -158,17 +158,9 @@ func flatten(t *testing.T, img v1.Image) map[string]File {
 	t.Helper()
 	rc := mutate.Extract(img)
 	defer rc.Close()
-	tr := tar.NewReader(rc)
 	files := map[string]File{}
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("read flattened image: %v", err)
-		}
-		data, err := io.ReadAll(tr)
+	eachMember(t, rc, func(hdr *tar.Header, body io.Reader) {
+		data, err := io.ReadAll(body)
 		if err != nil {
 			t.Fatalf("read %s: %v", hdr.Name, err)
 		}
@@ -184,8 +176,25 @@ func flatten(t *testing.T, img v1.Image) map[string]File {
 			f.Mode = 0
 		}
 		files[f.Path] = f
-	}
+	})
 	return files
+}
+
+// eachMember calls fn with every member of the tar stream r and its body,
+// failing t when the stream does not read.
+func eachMember(t *testing.T, r io.Reader, fn func(hdr *tar.Header, body io.Reader)) {
+	t.Helper()
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("read tar: %v", err)
+		}
+		fn(hdr, tr)
+	}
 }
 
 func TestLayeredFlattensToTheDocumentedFiles(t *testing.T) {
@@ -224,18 +233,10 @@ func TestHardLinksCarryTheirTargetsMode(t *testing.T) {
 	defer rc.Close()
 	modes := map[string]int64{}
 	links := 0
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachMember(t, rc, func(hdr *tar.Header, _ io.Reader) {
 		if hdr.Typeflag != tar.TypeLink {
 			modes[hdr.Name] = hdr.Mode
-			continue
+			return
 		}
 		links++
 		target, ok := modes[hdr.Linkname]
@@ -245,7 +246,7 @@ func TestHardLinksCarryTheirTargetsMode(t *testing.T) {
 		if hdr.Mode != target || target&0o111 == 0 {
 			t.Errorf("hard link %s has mode %o, target %s %o; unpackers apply the link's mode to the target", hdr.Name, hdr.Mode, hdr.Linkname, target)
 		}
-	}
+	})
 	if links < 100 {
 		t.Errorf("only %d hard links; want one per busybox applet", links)
 	}
@@ -290,22 +291,15 @@ func extract(t *testing.T, img v1.Image, dir string) {
 	t.Helper()
 	rc := mutate.Extract(img)
 	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachMember(t, rc, func(hdr *tar.Header, body io.Reader) {
+		var err error
 		p := filepath.Join(dir, hdr.Name)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			err = os.MkdirAll(p, 0o755)
 		case tar.TypeReg:
 			var data []byte
-			if data, err = io.ReadAll(tr); err == nil {
+			if data, err = io.ReadAll(body); err == nil {
 				err = os.WriteFile(p, data, 0o600)
 			}
 		case tar.TypeSymlink:
@@ -321,7 +315,7 @@ func extract(t *testing.T, img v1.Image, dir string) {
 		if err != nil {
 			t.Fatalf("extract %s: %v", hdr.Name, err)
 		}
-	}
+	})
 }
 
 func fileMode(m int64) os.FileMode {
@@ -546,21 +540,13 @@ func TestHostileLayersHoldTheDocumentedAttack(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []string
-		tr := tar.NewReader(rc)
-		for {
-			hdr, err := tr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		eachMember(t, rc, func(hdr *tar.Header, _ io.Reader) {
 			s := fmt.Sprintf("%c %s", hdr.Typeflag, hdr.Name)
 			if hdr.Linkname != "" {
 				s += " -> " + hdr.Linkname
 			}
 			got = append(got, s)
-		}
+		})
 		rc.Close()
 		if !reflect.DeepEqual(got, want[kind]) {
 			t.Errorf("%s: members %q, want %q", kind, got, want[kind])

@@ -24,6 +24,7 @@ import (
 	"github.com/berth-runtime/berth/cmd/berthd/config"
 	"github.com/berth-runtime/berth/cni"
 	"github.com/berth-runtime/berth/test/harness"
+	"github.com/berth-runtime/berth/test/hostnet"
 	"github.com/berth-runtime/berth/test/images"
 	"github.com/berth-runtime/berth/test/registry"
 	"google.golang.org/grpc/codes"
@@ -116,32 +117,12 @@ func podIP(t *testing.T, p *ctrEnv) string {
 	return ip
 }
 
-// hostDial sends msg to addr from the host and returns the answer.
-func hostDial(addr, msg string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return "", err
-	}
-	c.(*net.TCPConn).CloseWrite()
-	buf := make([]byte, 256)
-	n, err := c.Read(buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
-}
-
 // eventuallyEcho retries hostDial while the server container starts.
 func eventuallyEcho(t *testing.T, addr, msg string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got, err := hostDial(addr, msg)
+		got, err := hostnet.Echo(addr, msg)
 		if err == nil && got == msg {
 			return
 		}
@@ -174,66 +155,13 @@ func podEcho(t *testing.T, client *ctrEnv, ctr, host string, port int, msg strin
 // bridgePorts lists the veths on the network's bridge.
 func (e *netEnv) bridgePorts(t *testing.T) []string {
 	t.Helper()
-	out, err := exec.Command("ip", "-o", "link", "show", "master", e.bridge).CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(out), "does not exist") {
-			return nil
-		}
-		t.Fatalf("ip link show master %s: %v: %s", e.bridge, err, out)
-	}
-	var ports []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if f := strings.Fields(l); len(f) > 1 {
-			ports = append(ports, strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":"))
-		}
-	}
-	return ports
+	return hostnet.BridgePorts(t, e.bridge)
 }
 
 // reservations lists the addresses host-local holds for the daemon.
 func (e *netEnv) reservations(t *testing.T) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(e.d.State, "cni", "networks", cni.DefaultNetworkName))
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, en := range entries {
-		if net.ParseIP(en.Name()) != nil {
-			out = append(out, en.Name())
-		}
-	}
-	return out
-}
-
-// firewallMentions lists iptables (nftables-backed) rules naming s.
-func firewallMentions(t *testing.T, s string) []string {
-	t.Helper()
-	var found []string
-	for _, cmd := range []string{"iptables-save", "ip6tables-save"} {
-		out, err := exec.Command(cmd).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v: %s", cmd, err, out)
-		}
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.Contains(l, s) {
-				found = append(found, l)
-			}
-		}
-	}
-	out, err := exec.Command("nft", "list", "ruleset").CombinedOutput()
-	if err != nil {
-		t.Fatalf("nft list ruleset: %v: %s", err, out)
-	}
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, s) {
-			found = append(found, "nft: "+strings.TrimSpace(l))
-		}
-	}
-	return found
+	return hostnet.Reservations(t, filepath.Join(e.d.State, "cni", "networks", cni.DefaultNetworkName))
 }
 
 // assertPodNetworkGone fails when anything of pod id is left on the host:
@@ -246,7 +174,7 @@ func (e *netEnv) assertPodNetworkGone(t *testing.T, id string) {
 	if got := e.reservations(t); len(got) != 0 {
 		t.Errorf("host-local still reserves %v", got)
 	}
-	if got := firewallMentions(t, id); len(got) != 0 {
+	if got := hostnet.FirewallRules(t, id); len(got) != 0 {
 		t.Errorf("firewall rules left for pod %s:\n%s", id, strings.Join(got, "\n"))
 	}
 }
@@ -282,20 +210,7 @@ func TestNetworkPodsReachEachOtherAndTheHostBridge(t *testing.T) {
 			t.Fatalf("listen on the bridge address: %v", err)
 		}
 		defer l.Close()
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					buf := make([]byte, 64)
-					n, _ := c.Read(buf)
-					c.Write(buf[:n])
-				}()
-			}
-		}()
+		hostnet.EchoServer(l)
 		port := l.Addr().(*net.TCPAddr).Port
 		if got := podEcho(t, client, clientCtr, e.gateway.String(), port, "hello-host"); got != "hello-host" {
 			t.Errorf("echo from the host = %q", got)
@@ -315,10 +230,10 @@ func TestNetworkHostPortMappingReachesThePodFromTheHost(t *testing.T) {
 	eventuallyEcho(t, net.JoinHostPort(hostIP, fmt.Sprint(hostPort)), "via-host-address")
 
 	mustStopPod(t, e.d, p.pod)
-	if got, err := hostDial(fmt.Sprintf("127.0.0.1:%d", hostPort), "after-stop"); err == nil {
+	if got, err := hostnet.Echo(fmt.Sprintf("127.0.0.1:%d", hostPort), "after-stop"); err == nil {
 		t.Errorf("host port still answers after StopPodSandbox: %q", got)
 	}
-	if got := firewallMentions(t, fmt.Sprintf("dport %d", hostPort)); len(got) != 0 {
+	if got := hostnet.FirewallRules(t, fmt.Sprintf("dport %d", hostPort)); len(got) != 0 {
 		t.Errorf("port mapping rules left after StopPodSandbox:\n%s", strings.Join(got, "\n"))
 	}
 }
@@ -359,7 +274,7 @@ func TestNetworkStopAndRemoveFreeTheAddressAndLeaveNoTrace(t *testing.T) {
 	if got := e.reservations(t); len(got) != 1 || got[0] != ip {
 		t.Fatalf("reservations %v, want [%s]", got, ip)
 	}
-	if len(firewallMentions(t, first.pod)) == 0 {
+	if len(hostnet.FirewallRules(t, first.pod)) == 0 {
 		t.Fatal("no firewall rule names the pod; the leak check below would prove nothing")
 	}
 	netns := filepath.Join(pinDir(e.d, first.pod), "net")
@@ -492,8 +407,8 @@ exit 0
 		if entries, _ := os.ReadDir(filepath.Join(d.State, "ipam", "fixme")); len(entries) > 2 { // last_reserved_ip.0 and lock
 			t.Errorf("host-local store after the failed pod: %v", entries)
 		}
-		if out, _ := exec.Command("ip", "-o", "link", "show", "master", bridge).CombinedOutput(); strings.Contains(string(out), "veth") {
-			t.Errorf("veths left on the bridge:\n%s", out)
+		if got := hostnet.BridgePorts(t, bridge); len(got) != 0 {
+			t.Errorf("veths left on the bridge: %v", got)
 		}
 	})
 	t.Run("fixing the conf dir makes the network ready and pods run, without a restart", func(t *testing.T) {

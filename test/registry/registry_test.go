@@ -71,6 +71,19 @@ func pullImage(ref string, opts ...remote.Option) (v1.Image, error) {
 	return img, nil
 }
 
+// pushBusybox pushes busybox to r as library/busybox:latest and returns
+// its full reference, the image and its only layer.
+func pushBusybox(t *testing.T, r *Registry) (string, v1.Image, v1.Layer) {
+	t.Helper()
+	img := images.Busybox()
+	full := r.Push(t, "library/busybox:latest", img)
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("busybox layers: %d, %v", len(layers), err)
+	}
+	return full, img, layers[0]
+}
+
 func digestOf(t *testing.T, d interface{ Digest() (v1.Hash, error) }) v1.Hash {
 	t.Helper()
 	h, err := d.Digest()
@@ -115,10 +128,8 @@ func TestPulledImagesMatchWhatWasPushed(t *testing.T) {
 
 func TestFetchCountsCountEveryGETButNoHEAD(t *testing.T) {
 	r := Start(t)
-	img := images.Busybox()
-	full := r.Push(t, "library/busybox:latest", img)
-	layers, _ := img.Layers()
-	layer := digestOf(t, layers[0])
+	full, img, base := pushBusybox(t, r)
+	layer := digestOf(t, base)
 	cfgName, _ := img.ConfigName()
 	if n := r.BlobFetches(layer); n != 0 {
 		t.Fatalf("%d fetches counted before any pull (pushes must not count)", n)
@@ -153,11 +164,9 @@ func blobURL(r *Registry, d v1.Hash) string {
 
 func TestInjectedFaultsFailAsDocumented(t *testing.T) {
 	r := Start(t)
-	img := images.Busybox()
-	full := r.Push(t, "library/busybox:latest", img)
-	layers, _ := img.Layers()
-	layer := digestOf(t, layers[0])
-	want, _ := io.ReadAll(must(layers[0].Compressed()))
+	full, _, base := pushBusybox(t, r)
+	layer := digestOf(t, base)
+	want, _ := io.ReadAll(must(base.Compressed()))
 
 	tests := []struct {
 		name  string
@@ -208,14 +217,8 @@ func TestInjectedFaultsFailAsDocumented(t *testing.T) {
 				t.Errorf("%d faults served, want 1", n)
 			}
 			// The fault was injected for one request: the next one is good.
-			resp, err = http.Get(blobURL(r, layer))
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, err = io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil || !bytes.Equal(body, want) {
-				t.Errorf("second fetch: %d bytes, err %v; want the blob", len(body), err)
+			if _, body := mustGet(t, blobURL(r, layer)); !bytes.Equal(body, want) {
+				t.Errorf("second fetch: %d bytes; want the blob", len(body))
 			}
 			// A client that verifies digests rejects the faulted blob.
 			r.InjectFault(layer, tc.fault, 0)
@@ -236,11 +239,9 @@ func must(rc io.ReadCloser, err error) io.ReadCloser {
 
 func TestHangAndStallHoldUntilTheClientCancels(t *testing.T) {
 	r := Start(t)
-	img := images.Busybox()
-	r.Push(t, "library/busybox:latest", img)
-	layers, _ := img.Layers()
-	layer := digestOf(t, layers[0])
-	size, _ := layers[0].Size()
+	_, _, base := pushBusybox(t, r)
+	layer := digestOf(t, base)
+	size, _ := base.Size()
 
 	t.Run("hang sends nothing", func(t *testing.T) {
 		r.InjectFault(layer, FaultHang, 1)
@@ -291,17 +292,39 @@ func TestManifestFaultsApplyByTagAndDigest(t *testing.T) {
 	full := r.Push(t, "library/busybox:latest", img)
 	r.InjectFault(digestOf(t, img), FaultServerError, 0)
 	for _, ref := range []string{"latest", digestOf(t, img).String()} {
-		resp, err := http.Get(r.URL() + "/v2/library/busybox/manifests/" + ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp, _ := mustGet(t, r.URL()+"/v2/library/busybox/manifests/"+ref)
 		if resp.StatusCode != 500 {
 			t.Errorf("manifest %s: status %d, want 500", ref, resp.StatusCode)
 		}
 	}
 	r.ClearFaults()
 	mustPullImage(t, full)
+}
+
+// mustGet is mustDo of a plain GET of url.
+func mustGet(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mustDo(t, http.DefaultClient, req)
+}
+
+// mustDo sends req with c and returns the response and its body, read and
+// closed; it fails t when no whole response came.
+func mustDo(t *testing.T, c *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read the body of %s %s: %v", req.Method, req.URL, err)
+	}
+	return resp, body
 }
 
 // statusOf extracts the HTTP status from a go-containerregistry error.
@@ -317,11 +340,7 @@ func TestBasicAuthRejectsBadCredentialsAndAcceptsGoodOnes(t *testing.T) {
 	r := Start(t, WithBasicAuth("alice", "s3cret"))
 	full := r.Push(t, "library/busybox:latest", images.Busybox())
 
-	resp, err := http.Get(r.URL() + "/v2/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := mustGet(t, r.URL()+"/v2/")
 	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") {
 		t.Errorf("anonymous /v2/: %d %q, want 401 with a Basic challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
@@ -341,11 +360,7 @@ func TestBearerAuthRunsTheTokenFlow(t *testing.T) {
 	full := r.Push(t, "library/busybox:latest", images.Busybox())
 	r.Push(t, "other/repo:latest", images.Busybox())
 
-	resp, err := http.Get(r.URL() + "/v2/library/busybox/manifests/latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := mustGet(t, r.URL()+"/v2/library/busybox/manifests/latest")
 	wantChallenge := fmt.Sprintf(`Bearer realm="%s",service="%s",scope="repository:library/busybox:pull"`, r.TokenURL(), TokenService)
 	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != wantChallenge {
 		t.Errorf("anonymous manifest GET: %d %q, want 401 %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), wantChallenge)
@@ -366,12 +381,7 @@ func TestBearerAuthRunsTheTokenFlow(t *testing.T) {
 	for repo, status := range map[string]int{"library/busybox": 200, "other/repo": 401} {
 		req, _ := http.NewRequest(http.MethodGet, r.URL()+"/v2/"+repo+"/manifests/latest", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != status {
+		if resp, _ := mustDo(t, http.DefaultClient, req); resp.StatusCode != status {
 			t.Errorf("token for library/busybox on %s: status %d, want %d", repo, resp.StatusCode, status)
 		}
 	}
@@ -385,7 +395,7 @@ func TestBearerAuthRunsTheTokenFlow(t *testing.T) {
 	// The OAuth2 password grant (containerd's first choice) works too.
 	form := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"s3cret"},
 		"service": {TokenService}, "scope": {"repository:library/busybox:pull"}}
-	resp, err = http.PostForm(r.TokenURL(), form)
+	resp, err := http.PostForm(r.TokenURL(), form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,11 +442,7 @@ func TestTLSRegistryServesWithItsCA(t *testing.T) {
 func TestAnonymousBearerAuthStillRequiresATokenButGivesOneToAnyone(t *testing.T) {
 	r := Start(t, WithBearerAuth("", ""))
 	full := r.Push(t, "library/busybox:latest", images.Busybox())
-	resp, err := http.Get(r.URL() + "/v2/library/busybox/manifests/latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := mustGet(t, r.URL()+"/v2/library/busybox/manifests/latest")
 	if resp.StatusCode != 401 {
 		t.Errorf("tokenless GET: status %d, want 401", resp.StatusCode)
 	}
@@ -448,19 +454,13 @@ func TestAnonymousBearerAuthStillRequiresATokenButGivesOneToAnyone(t *testing.T)
 
 func TestBlobRedirectSendsBlobGETsToTheBlobHost(t *testing.T) {
 	r := Start(t, WithBlobRedirect(), WithBasicAuth("alice", "s3cret"))
-	img := images.Busybox()
-	full := r.Push(t, "library/busybox:latest", img)
-	layers, _ := img.Layers()
-	layer := digestOf(t, layers[0])
+	full, _, base := pushBusybox(t, r)
+	layer := digestOf(t, base)
 
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, _ := http.NewRequest(http.MethodGet, blobURL(r, layer), nil)
 	req.SetBasicAuth("alice", "s3cret")
-	resp, err := noFollow.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := mustDo(t, noFollow, req)
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusTemporaryRedirect || loc == nil || loc.Host == r.Host() {
 		t.Fatalf("blob GET: %d to %q, want 307 to another host", resp.StatusCode, resp.Header.Get("Location"))
@@ -482,10 +482,8 @@ func TestBlobRedirectSendsBlobGETsToTheBlobHost(t *testing.T) {
 
 func TestCloseEndsHangingRequestsAndLaterPullsFail(t *testing.T) {
 	r := Start(t)
-	img := images.Busybox()
-	full := r.Push(t, "library/busybox:latest", img)
-	layers, _ := img.Layers()
-	layer := digestOf(t, layers[0])
+	full, _, base := pushBusybox(t, r)
+	layer := digestOf(t, base)
 	r.InjectFault(layer, FaultHang, 0)
 	done := make(chan error, 1)
 	go func() {
