@@ -37,11 +37,23 @@ func TestSlowPullLogsPerLayerProgressAtInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	start := time.Now()
 	mustPull(t, s, ref)
+	elapsed := time.Since(start)
 
 	entries := logs.FilterMessage("pull progress").All()
 	if len(entries) == 0 {
 		t.Fatal("no progress was logged")
+	}
+	// At most one entry per interval: a log line per chunk read would
+	// flood the log of a large pull. (An upper bound, never a wait.)
+	if most := int(elapsed/time.Second) + 1; len(entries) > most {
+		t.Errorf("%d progress entries in %v, want at most one per second (%d)", len(entries), elapsed, most)
+	}
+	for _, e := range entries {
+		if e.Level != zap.InfoLevel {
+			t.Errorf("progress logged at %v, want info", e.Level)
+		}
 	}
 	f := entries[0].ContextMap()
 	if f["image"] != ref || !strings.Contains(fmt.Sprint(f["layers"]), l.digest()[:19]) ||
@@ -88,5 +100,8 @@ func TestDownloadsPerRegistryHostStayWithinTheLimit(t *testing.T) {
 	mustPull(t, s, ref)
 	if most > limit {
 		t.Fatalf("%d downloads ran at once from one host, limit %d", most, limit)
+	}
+	if most < limit {
+		t.Fatalf("at most %d download at a time, want layers fetched in parallel up to the limit %d", most, limit)
 	}
 }

@@ -19,19 +19,38 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// assertSecretKept fails if the password reached berthd's log or its
-// image database.
-func assertSecretKept(t *testing.T, d *harness.Daemon, password string) {
+// assertSecretKept fails if a secret (a password, a token, the Basic
+// authorization of user:password) reached berthd's log (at debug) or any
+// file of its image store, the bbolt database included.
+func assertSecretKept(t *testing.T, d *harness.Daemon, secrets ...string) {
 	t.Helper()
-	db, err := os.ReadFile(filepath.Join(d.Root, "image", "meta.db"))
+	places := map[string]string{"log": d.Logs()}
+	err := filepath.WalkDir(filepath.Join(d.Root, "image"), func(p string, e os.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() || strings.Contains(p, "/layers/") {
+			return err // layers hold the image's own files
+		}
+		data, err := os.ReadFile(p)
+		places[p] = string(data)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for what, data := range map[string]string{"log": d.Logs(), "image database": string(db)} {
-		if strings.Contains(data, password) {
-			t.Errorf("the registry password is in berthd's %s", what)
+	if _, ok := places[filepath.Join(d.Root, "image", "meta.db")]; !ok {
+		t.Fatal("no image database to search")
+	}
+	for where, data := range places {
+		for _, secret := range secrets {
+			if strings.Contains(data, secret) {
+				t.Errorf("a registry secret (%.4s...) is in berthd's %s", secret, where)
+			}
 		}
 	}
+}
+
+// basicAuth is the Authorization header's credential for user:password.
+func basicAuth(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 }
 
 func TestImagePullFromDistributionWithBasicAndBearerAuth(t *testing.T) {
@@ -69,7 +88,7 @@ func TestImagePullFromDistributionWithBasicAndBearerAuth(t *testing.T) {
 					t.Fatal("the token server issued no token")
 				}
 			}
-			assertSecretKept(t, d, pass)
+			assertSecretKept(t, d, pass, basicAuth(user, pass))
 		})
 	}
 }
@@ -80,13 +99,13 @@ func TestImagePullUsesTheCredentialsFileWhenTheRequestHasNone(t *testing.T) {
 	user, pass := reg.Credentials()
 	path := filepath.Join(t.TempDir(), "config.json")
 	data, _ := json.Marshal(map[string]any{"auths": map[string]any{
-		reg.Host(): map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))}}})
+		reg.Host(): map[string]string{"auth": basicAuth(user, pass)}}})
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	d := harness.Start(t, harness.WithConfig(func(c *config.Config) { c.Registry.CredentialsFile = path }))
 	mustPullImage(t, d, ref)
-	assertSecretKept(t, d, pass)
+	assertSecretKept(t, d, pass, basicAuth(user, pass))
 }
 
 func TestImagePullOverTLSWithTheCAFromHostsToml(t *testing.T) {

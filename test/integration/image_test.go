@@ -142,7 +142,10 @@ func TestImagePullByTagDigestAndSecondTagResolveToOneImage(t *testing.T) {
 	if want := configDigest(t, img); id != want {
 		t.Fatalf("PullImage returned %s, want the config digest %s", id, want)
 	}
-	for _, r := range []string{byDigest, ref2} {
+	// name:tag@digest is the digest reference, as kubelet and containerd
+	// read it: the tag neither chooses the image nor gets recorded.
+	tagAndDigest := reg.Ref("team/app:not-a-tag@" + manifest.String())
+	for _, r := range []string{byDigest, ref2, tagAndDigest} {
 		if got := mustPullImage(t, d, r); got != id {
 			t.Fatalf("PullImage %s returned %s, want %s", r, got, id)
 		}
@@ -163,10 +166,11 @@ func TestImagePullByTagDigestAndSecondTagResolveToOneImage(t *testing.T) {
 	if st.Image.GetId() != id {
 		t.Fatalf("ImageStatus by digest: %v", st.Image)
 	}
-	if cfg.User != "" {
-		if st.Image.Uid == nil && st.Image.Username == "" {
-			t.Errorf("ImageStatus has neither uid nor username for user %q", cfg.User)
-		}
+	if st.Image.Username != cfg.User || st.Image.Uid != nil {
+		t.Errorf("ImageStatus username %q uid %v, want the config's user %q", st.Image.Username, st.Image.Uid, cfg.User)
+	}
+	if st.Image.Pinned {
+		t.Errorf("an image not configured pinned is reported pinned")
 	}
 	var info struct {
 		ImageSpec v1.ConfigFile `json:"imageSpec"`
@@ -196,6 +200,26 @@ func TestImagePullByTagDigestAndSecondTagResolveToOneImage(t *testing.T) {
 		t.Fatalf("images left after removing the last tag: %v", imgs)
 	}
 	removeImage(t, d, ref2) // unknown now: CRI wants success
+}
+
+func TestImageStatusReportsConfiguredPinnedImagesPinned(t *testing.T) {
+	reg := registry.Start(t)
+	pause := reg.Push(t, "pause:3.10", images.Pause())
+	other := reg.Push(t, "library/busybox:1", images.Busybox())
+	d := harness.Start(t, harness.WithConfig(func(c *config.Config) { c.Registry.PinnedImages = []string{pause} }))
+	mustPullImage(t, d, pause)
+	mustPullImage(t, d, other)
+	if !imageStatus(t, d, pause, false).Image.GetPinned() {
+		t.Errorf("ImageStatus of the configured pinned image: not pinned")
+	}
+	if imageStatus(t, d, other, false).Image.GetPinned() {
+		t.Errorf("ImageStatus of another image: pinned")
+	}
+	for _, img := range listImages(t, d) {
+		if img.Pinned != slices.Contains(img.RepoTags, pause) {
+			t.Errorf("ListImages: %v pinned=%v", img.RepoTags, img.Pinned)
+		}
+	}
 }
 
 func TestImagePullFromAnIndexTakesTheHostPlatform(t *testing.T) {
@@ -401,6 +425,11 @@ func imageFsInfo(t *testing.T, d *harness.Daemon) *runtimeapi.FilesystemUsage {
 	}
 	if len(resp.ImageFilesystems) != 1 || len(resp.ContainerFilesystems) != 1 {
 		t.Fatalf("ImageFsInfo %v: want one image and one container filesystem", resp)
+	}
+	// Containers' writable layers are counted apart, where they live.
+	if c := resp.ContainerFilesystems[0]; c.GetFsId().GetMountpoint() != filepath.Join(d.Root, "image", "snapshots") ||
+		c.Timestamp == 0 || c.GetUsedBytes() == nil || c.GetInodesUsed() == nil {
+		t.Fatalf("ImageFsInfo container filesystem %v: want the snapshots dir with usage and a timestamp", c)
 	}
 	return resp.ImageFilesystems[0]
 }
