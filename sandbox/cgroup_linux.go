@@ -179,7 +179,9 @@ func (m *Manager) addToPodCgroup(p string, pid int) error {
 // podResources turns the pod's resources and overhead into the pod
 // cgroup's limits: the containers' sum plus the overhead, as kubelet sizes
 // pod cgroups. Overhead alone sets no limit. Nil means no settings.
-func podResources(linux *runtimeapi.LinuxPodSandboxConfig) *cgroups.Resources {
+// Hugepage limits are kept only when hugetlb can take them (see
+// specInput.Hugetlb).
+func podResources(linux *runtimeapi.LinuxPodSandboxConfig, hugetlb bool) *cgroups.Resources {
 	r, o := linux.GetResources(), linux.GetOverhead()
 	if r == nil {
 		return nil
@@ -197,6 +199,9 @@ func podResources(linux *runtimeapi.LinuxPodSandboxConfig) *cgroups.Resources {
 		res.Unified = r.GetUnified()
 	}
 	for _, h := range r.GetHugepageLimits() {
+		if !hugetlb {
+			break
+		}
 		res.HugetlbLimit = append(res.HugetlbLimit, &cgroups.HugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
 	}
 	if o != nil {

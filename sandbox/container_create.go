@@ -114,7 +114,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 
 	in := specInput{
 		ID: id, Config: cfg, Image: img.Config, Pod: pod, Rootfs: rootfs,
-		SwapAccounting: swapAccounting(), Unified: unifiedMemory(),
+		SwapAccounting: swapAccounting(), Unified: unifiedMemory(), Hugetlb: oci.HugetlbAvailable(),
 		Systemd: m.cfg.CgroupDriver == "systemd",
 	}
 	if in.RestrictOOM, err = restrictOOM(m.cfg.RestrictOOMScoreAdj); err != nil {

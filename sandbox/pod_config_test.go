@@ -156,7 +156,7 @@ func TestPodResources(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := podResources(tt.linux)
+			r := podResources(tt.linux, true)
 			if tt.wantNil {
 				if r != nil {
 					t.Fatalf("podResources = %+v, want nil", r)
@@ -167,6 +167,17 @@ func TestPodResources(t *testing.T) {
 				t.Fatalf("podResources = %+v, want memory %d, shares %d, quota %d", r, tt.memory, tt.cpuShares, tt.cpuQuota)
 			}
 		})
+	}
+}
+
+func TestPodResourcesKeepHugepagesOnlyWhereHugetlbTakesThem(t *testing.T) {
+	linux := &runtimeapi.LinuxPodSandboxConfig{Resources: &runtimeapi.LinuxContainerResources{
+		MemoryLimitInBytes: 64 << 20, HugepageLimits: []*runtimeapi.HugepageLimit{{PageSize: "2MB", Limit: 2 << 20}}}}
+	if r := podResources(linux, true); len(r.HugetlbLimit) != 1 || r.HugetlbLimit[0].Pagesize != "2MB" || r.HugetlbLimit[0].Limit != 2<<20 {
+		t.Errorf("with hugetlb: %+v", r.HugetlbLimit)
+	}
+	if r := podResources(linux, false); len(r.HugetlbLimit) != 0 || r.Memory != 64<<20 {
+		t.Errorf("without hugetlb: hugepages %+v, memory %d", r.HugetlbLimit, r.Memory)
 	}
 }
 

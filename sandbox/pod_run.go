@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-runtime/berth/cni"
+	"github.com/berth-runtime/berth/oci"
 	"github.com/containerd/errdefs"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -108,7 +109,7 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	if err := writeIntent(p); err != nil {
 		return "", err
 	}
-	created, err := m.createPodCgroup(cgroup, podResources(cfg.GetLinux()))
+	created, err := m.createPodCgroup(cgroup, podResources(cfg.GetLinux(), oci.HugetlbAvailable()))
 	p.cgroupCreated = created
 	if err != nil {
 		return "", err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/berth-runtime/berth/oci"
 	"github.com/containerd/errdefs"
 	"go.uber.org/zap"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -26,7 +27,7 @@ func (m *Manager) UpdatePodResources(ctx context.Context, id string, overhead, r
 	m.mu.RLock()
 	owned := p.cgroupCreated || m.podCgroups[p.cgroup]
 	m.mu.RUnlock()
-	if res := podResources(&runtimeapi.LinuxPodSandboxConfig{Resources: resources, Overhead: overhead}); owned && res != nil {
+	if res := podResources(&runtimeapi.LinuxPodSandboxConfig{Resources: resources, Overhead: overhead}, oci.HugetlbAvailable()); owned && res != nil {
 		mgr, err := m.cgroupManager(p.cgroup, res)
 		if err != nil {
 			return err

@@ -55,6 +55,11 @@ type specInput struct {
 	// Unified says the memory controller sits on cgroup v2; unified keys
 	// pass through only then.
 	Unified bool
+	// Hugetlb says container cgroups can take hugepage limits
+	// (oci.HugetlbAvailable). Without it kubelet's limits, one per page
+	// size of the node, are left out, as containerd does: runc refuses
+	// them and nothing could enforce them.
+	Hugetlb bool
 	// Systemd selects "slice:prefix:name" cgroup paths.
 	Systemd bool
 }

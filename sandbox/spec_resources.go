@@ -65,7 +65,9 @@ func linuxResources(res *specs.LinuxResources, r *runtimeapi.LinuxContainerResou
 		if h.GetPageSize() == "" {
 			return fmt.Errorf("hugepage limit without a page size: %w", errdefs.ErrInvalidArgument)
 		}
-		res.HugepageLimits = append(res.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+		if in.Hugetlb {
+			res.HugepageLimits = append(res.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+		}
 	}
 	if len(r.GetUnified()) == 0 {
 		return nil

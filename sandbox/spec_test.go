@@ -307,6 +307,7 @@ func TestBuildSpecResources(t *testing.T) {
 			in := baseInput(t)
 			in.Config.Linux = &runtimeapi.LinuxContainerConfig{Resources: res}
 			in.RestrictOOM, in.MinOOMScoreAdj, in.SwapAccounting = tc.restrict, tc.floor, tc.swap
+			in.Hugetlb = true
 			s, err := buildSpec(in)
 			if err != nil {
 				t.Fatal(err)
@@ -329,6 +330,80 @@ func TestBuildSpecResources(t *testing.T) {
 			}
 			if r.Pids == nil || *r.Pids.Limit != 20 {
 				t.Errorf("pids.max on cgroup v1 not translated: %+v", r.Pids)
+			}
+		})
+	}
+}
+
+// TestLinuxResourcesHugepagesAndUnifiedKeys covers the translation of
+// hugepage limits and unified keys on each cgroup layout. This machine is
+// hybrid (v1 controllers, an empty cgroup2), so the v2 rows run only here,
+// with the layout given as input.
+func TestLinuxResourcesHugepagesAndUnifiedKeys(t *testing.T) {
+	kubelet := []*runtimeapi.HugepageLimit{{PageSize: "2MB", Limit: 4 << 20}, {PageSize: "1GB", Limit: 0}}
+	limit := func(n int64) *int64 { return &n }
+	for _, tc := range []struct {
+		name      string
+		in        specInput
+		r         *runtimeapi.LinuxContainerResources
+		wantErr   bool
+		hugepages []specs.LinuxHugepageLimit
+		unified   map[string]string
+		pids      *int64
+		memory    *int64
+	}{
+		{name: "hugepage limits pass through where hugetlb takes them", in: specInput{Hugetlb: true},
+			r:         &runtimeapi.LinuxContainerResources{HugepageLimits: kubelet},
+			hugepages: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 4 << 20}, {Pagesize: "1GB", Limit: 0}}},
+		{name: "hugepage limits pass through on cgroup v2 with hugetlb", in: specInput{Hugetlb: true, Unified: true},
+			r:         &runtimeapi.LinuxContainerResources{HugepageLimits: kubelet},
+			hugepages: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 4 << 20}, {Pagesize: "1GB", Limit: 0}}},
+		{name: "hugepage limits are left out without a hugetlb controller",
+			r: &runtimeapi.LinuxContainerResources{HugepageLimits: kubelet}},
+		{name: "a hugepage limit without a page size is refused even without hugetlb",
+			r: &runtimeapi.LinuxContainerResources{HugepageLimits: []*runtimeapi.HugepageLimit{{Limit: 1}}}, wantErr: true},
+		{name: "on cgroup v2 unified keys pass through as given", in: specInput{Unified: true},
+			r:       &runtimeapi.LinuxContainerResources{Unified: map[string]string{"memory.high": "1000000", "pids.max": "20", "hugetlb.2MB.max": "0"}},
+			unified: map[string]string{"memory.high": "1000000", "pids.max": "20", "hugetlb.2MB.max": "0"}},
+		{name: "on cgroup v1 pids.max becomes the pids limit",
+			r: &runtimeapi.LinuxContainerResources{Unified: map[string]string{"pids.max": "20"}}, pids: limit(20)},
+		{name: "on cgroup v1 pids.max of max is no limit",
+			r: &runtimeapi.LinuxContainerResources{Unified: map[string]string{"pids.max": "max"}}, pids: limit(-1)},
+		{name: "on cgroup v1 memory.max becomes the memory limit",
+			r: &runtimeapi.LinuxContainerResources{Unified: map[string]string{"memory.max": "1048576"}}, memory: limit(1 << 20)},
+		{name: "on cgroup v1 a malformed pids.max is refused",
+			r: &runtimeapi.LinuxContainerResources{Unified: map[string]string{"pids.max": "lots"}}, wantErr: true},
+		{name: "on cgroup v1 a key without a v1 equivalent is refused",
+			r: &runtimeapi.LinuxContainerResources{Unified: map[string]string{"hugetlb.2MB.max": "0"}}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var res specs.LinuxResources
+			err := linuxResources(&res, tc.r, tc.in)
+			if tc.wantErr {
+				if !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("err = %v, want invalid argument", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(res.HugepageLimits, tc.hugepages) {
+				t.Errorf("hugepage limits = %+v, want %+v", res.HugepageLimits, tc.hugepages)
+			}
+			if len(res.Unified) != len(tc.unified) {
+				t.Errorf("unified = %v, want %v", res.Unified, tc.unified)
+			}
+			for k, v := range tc.unified {
+				if res.Unified[k] != v {
+					t.Errorf("unified[%s] = %q, want %q", k, res.Unified[k], v)
+				}
+			}
+			if got := res.Pids; (got == nil) != (tc.pids == nil) || got != nil && *got.Limit != *tc.pids {
+				t.Errorf("pids = %+v, want %v", got, tc.pids)
+			}
+			if got := res.Memory; (got == nil) != (tc.memory == nil) || got != nil && *got.Limit != *tc.memory {
+				t.Errorf("memory = %+v, want %v", got, tc.memory)
 			}
 		})
 	}
