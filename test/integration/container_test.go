@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-runtime/berth/cmd/berthd/config"
 	"github.com/berth-runtime/berth/test/harness"
 	"github.com/berth-runtime/berth/test/images"
 	"github.com/berth-runtime/berth/test/registry"
@@ -36,9 +37,9 @@ type ctrEnv struct {
 }
 
 // forEachHandler runs fn as a subtest per handler, on one daemon with the
-// busybox image pulled.
-func forEachHandler(t *testing.T, fn func(t *testing.T, e *ctrEnv)) {
-	d := harness.Start(t)
+// busybox image pulled, started with opts.
+func forEachHandler(t *testing.T, fn func(t *testing.T, e *ctrEnv), opts ...harness.Option) {
+	d := harness.Start(t, opts...)
 	reg := registry.Start(t)
 	ref := reg.Push(t, "library/busybox:latest", images.Busybox())
 	if _, err := d.Images.PullImage(ctxFor(t), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
@@ -447,12 +448,16 @@ func TestExitCodesReasonsAndTimestamps(t *testing.T) {
 
 func TestLogLinesPartialLinesAndReopen(t *testing.T) {
 	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
-		// 20000 bytes on one line, then a line on stderr, then wait for a
-		// file to appear before the next line.
-		script := `head -c 20000 /dev/zero | tr '\0' x; echo; echo oops >&2; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after`
+		// 20000 bytes on one line, then a line on stderr; then a line each
+		// time a file appears, for the reopened logs.
+		script := `head -c 20000 /dev/zero | tr '\0' x; echo; echo oops >&2
+			for f in rotated vanished; do while [ ! -e /tmp/$f ]; do sleep 0.1; done; echo after-$f; done`
 		cfg := e.config("logs", script)
+		// kubelet's layout: a directory per container, a file per attempt.
+		cfg.LogPath = "logs/0.log"
 		id := e.mustRun(t, cfg)
-		path := filepath.Join(e.logDir, "logs.log")
+		dir := filepath.Join(e.logDir, "logs")
+		path := filepath.Join(dir, "0.log")
 		deadline := time.Now().Add(time.Minute)
 		for len(logRecords(t, path)) < 3 && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
@@ -462,16 +467,41 @@ func TestLogLinesPartialLinesAndReopen(t *testing.T) {
 			recs[1].tag != "F" || len(recs[1].content) != 20000-16384 || recs[2] != (logRecord{"stderr", "F", "oops"}) {
 			t.Fatalf("records %.300v", recs)
 		}
+		// kubelet's rotation: rename, then reopen.
 		if err := os.Rename(path, path+".1"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.d.Runtime.ReopenContainerLog(ctxFor(t), &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); err != nil {
 			t.Fatalf("ReopenContainerLog: %v", err)
 		}
-		e.mustExec(t, id, "touch", "/tmp/go")
-		e.waitExited(t, id)
-		if got := logRecords(t, path); len(got) != 1 || got[0].content != "after" {
+		e.mustExec(t, id, "touch", "/tmp/rotated")
+		waitLog(t, path, "after-rotated")
+		if got := logRecords(t, path); len(got) != 1 || got[0].content != "after-rotated" {
 			t.Errorf("reopened log %v, want the line written after the rename", got)
+		}
+		// The log directory vanished and a file stands in its way: the
+		// error says which log could not be reopened and why.
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dir, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.d.Runtime.ReopenContainerLog(ctxFor(t), &runtimeapi.ReopenContainerLogRequest{ContainerId: id})
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "not a directory") {
+			t.Errorf("ReopenContainerLog with a file where the log directory was: %v, want an error naming %s", err, path)
+		}
+		// Merely vanished: it is made again.
+		if err := os.Remove(dir); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.d.Runtime.ReopenContainerLog(ctxFor(t), &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); err != nil {
+			t.Fatalf("ReopenContainerLog after the log directory vanished: %v", err)
+		}
+		e.mustExec(t, id, "touch", "/tmp/vanished")
+		e.waitExited(t, id)
+		if got := logRecords(t, path); len(got) != 1 || got[0].content != "after-vanished" {
+			t.Errorf("log in the recreated directory %v, want the line written after it was made", got)
 		}
 		if _, err := e.d.Runtime.ReopenContainerLog(ctxFor(t), &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); status.Code(err) != codes.FailedPrecondition {
 			t.Errorf("ReopenContainerLog of an exited container: %v", err)
@@ -528,11 +558,14 @@ func TestContainersSurviveBerthdSIGKILLAndRestart(t *testing.T) {
 		pid := containerPid(t, e, exits)
 		e.d.Kill(t)
 		// While berthd is down, one container exits.
+		exitAfter := time.Now()
 		if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/root/tmp/go", nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		waitProcessGone(t, pid)
 		before := len(logRecords(t, filepath.Join(e.logDir, "running.log")))
+		// Its finish time is its real one, not when berthd learnt of it.
+		restartedAfter := time.Now()
 		e.d.Restart(t)
 
 		want := map[string]runtimeapi.ContainerState{
@@ -553,8 +586,10 @@ func TestContainersSurviveBerthdSIGKILLAndRestart(t *testing.T) {
 				t.Errorf("%s: %v, want %v", c.Metadata.Name, c.State, want[c.Id])
 			}
 		}
-		if st := e.mustStatus(t, exits); st.ExitCode != 5 || st.FinishedAt == 0 {
-			t.Errorf("container that exited during the outage: exit %d finished %d, want 5", st.ExitCode, st.FinishedAt)
+		if st := e.mustStatus(t, exits); st.ExitCode != 5 || st.Reason != "Error" ||
+			st.FinishedAt < exitAfter.UnixNano() || st.FinishedAt > restartedAfter.UnixNano() {
+			t.Errorf("container that exited during the outage: exit %d (%s) finished at %d, want 5 (Error) between %d and the restart at %d",
+				st.ExitCode, st.Reason, st.FinishedAt, exitAfter.UnixNano(), restartedAfter.UnixNano())
 		}
 		if st := e.mustStatus(t, done.Id); st.ExitCode != 2 || st.FinishedAt != done.FinishedAt {
 			t.Errorf("container that exited before: exit %d finished %d, want 2 at %d", st.ExitCode, st.FinishedAt, done.FinishedAt)
@@ -582,7 +617,12 @@ func TestContainerIDPrefixesListFiltersAndRemove(t *testing.T) {
 		a := e.config("a", "sleep 3600")
 		a.Labels = map[string]string{"app": "a"}
 		ida := e.mustRun(t, a)
-		idb := e.mustCreate(t, e.config("b", "true"))
+		// CreateContainer takes a pod ID prefix too.
+		resp, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod[:12], Config: e.config("b", "true"), SandboxConfig: e.podCfg})
+		if err != nil {
+			t.Fatalf("CreateContainer in pod prefix %s: %v", e.pod[:12], err)
+		}
+		idb := resp.ContainerId
 		list := func(f *runtimeapi.ContainerFilter) []string {
 			resp, err := e.d.Runtime.ListContainers(ctxFor(t), &runtimeapi.ListContainersRequest{Filter: f})
 			if err != nil {
@@ -599,11 +639,12 @@ func TestContainerIDPrefixesListFiltersAndRemove(t *testing.T) {
 			f    *runtimeapi.ContainerFilter
 			want []string
 		}{
-			"by pod":      {&runtimeapi.ContainerFilter{PodSandboxId: e.pod}, []string{ida, idb}},
-			"by id":       {&runtimeapi.ContainerFilter{Id: ida[:10]}, []string{ida}},
-			"by state":    {&runtimeapi.ContainerFilter{PodSandboxId: e.pod, State: &runtimeapi.ContainerStateValue{State: running}}, []string{ida}},
-			"by label":    {&runtimeapi.ContainerFilter{PodSandboxId: e.pod, LabelSelector: map[string]string{"app": "a"}}, []string{ida}},
-			"by no label": {&runtimeapi.ContainerFilter{PodSandboxId: e.pod, LabelSelector: map[string]string{"app": "z"}}, nil},
+			"by pod":        {&runtimeapi.ContainerFilter{PodSandboxId: e.pod}, []string{ida, idb}},
+			"by pod prefix": {&runtimeapi.ContainerFilter{PodSandboxId: e.pod[:12]}, []string{ida, idb}},
+			"by id":         {&runtimeapi.ContainerFilter{Id: ida[:10]}, []string{ida}},
+			"by state":      {&runtimeapi.ContainerFilter{PodSandboxId: e.pod, State: &runtimeapi.ContainerStateValue{State: running}}, []string{ida}},
+			"by label":      {&runtimeapi.ContainerFilter{PodSandboxId: e.pod, LabelSelector: map[string]string{"app": "a"}}, []string{ida}},
+			"by no label":   {&runtimeapi.ContainerFilter{PodSandboxId: e.pod, LabelSelector: map[string]string{"app": "z"}}, nil},
 		} {
 			if got := list(tc.f); strings.Join(got, ",") != strings.Join(tc.want, ",") {
 				t.Errorf("%s: %v, want %v", name, got, tc.want)
@@ -615,16 +656,42 @@ func TestContainerIDPrefixesListFiltersAndRemove(t *testing.T) {
 		if _, err := e.d.Runtime.ContainerStatus(ctxFor(t), &runtimeapi.ContainerStatusRequest{ContainerId: "ffffffffffffff"}); status.Code(err) != codes.NotFound {
 			t.Errorf("unknown ID: %v", err)
 		}
+		// Verbose status: the PID of the container's process and the OCI
+		// spec it runs.
 		verbose, err := e.d.Runtime.ContainerStatus(ctxFor(t), &runtimeapi.ContainerStatusRequest{ContainerId: ida[:8], Verbose: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var info struct {
-			Pid         int            `json:"pid"`
-			RuntimeSpec map[string]any `json:"runtimeSpec"`
+			Pid         int `json:"pid"`
+			RuntimeSpec struct {
+				Process struct {
+					Args []string `json:"args"`
+				} `json:"process"`
+			} `json:"runtimeSpec"`
 		}
-		if err := json.Unmarshal([]byte(verbose.Info["info"]), &info); err != nil || info.Pid == 0 || info.RuntimeSpec == nil {
-			t.Errorf("verbose info %q: %v", verbose.Info["info"], err)
+		if err := json.Unmarshal([]byte(verbose.Info["info"]), &info); err != nil {
+			t.Fatalf("verbose info %q: %v", verbose.Info["info"], err)
+		}
+		if got := info.RuntimeSpec.Process.Args; strings.Join(got, " ") != strings.Join(a.Command, " ") {
+			t.Errorf("verbose info's spec runs %q, want %q", got, a.Command)
+		}
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", info.Pid)); !strings.Contains(string(cmd), "sleep\x003600") && !strings.Contains(string(cmd), "sleep 3600") {
+			t.Errorf("verbose info's pid %d runs %q, not the container's sleep 3600", info.Pid, cmd)
+		}
+		// Every other container call takes a unique prefix.
+		pa, pb := ida[:12], idb[:12]
+		e.mustStart(t, pb)
+		e.waitExited(t, idb)
+		if _, err := e.d.Runtime.UpdateContainerResources(ctxFor(t), &runtimeapi.UpdateContainerResourcesRequest{ContainerId: pa,
+			Linux: &runtimeapi.LinuxContainerResources{CpuShares: 256}}); err != nil {
+			t.Errorf("UpdateContainerResources of prefix %s: %v", pa, err)
+		}
+		if _, err := e.d.Runtime.ReopenContainerLog(ctxFor(t), &runtimeapi.ReopenContainerLogRequest{ContainerId: pa}); err != nil {
+			t.Errorf("ReopenContainerLog of prefix %s: %v", pa, err)
+		}
+		if got := e.mustExec(t, pa, "cat", "/sys/fs/cgroup/cpu/cpu.shares"); got != "256" {
+			t.Errorf("cpu.shares after an update by prefix = %s, want 256", got)
 		}
 		// Created containers until two share a first hex digit (at most 17):
 		// that digit is an ambiguous prefix.
@@ -643,17 +710,65 @@ func TestContainerIDPrefixesListFiltersAndRemove(t *testing.T) {
 			}
 			byDigit[id[0]] = id
 		}
-		_, err = e.d.Runtime.ContainerStatus(ctxFor(t), &runtimeapi.ContainerStatusRequest{ContainerId: prefix})
-		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "ambiguous") {
-			t.Errorf("ambiguous prefix %q: %v, want InvalidArgument saying it is ambiguous", prefix, err)
+		// Every call taking a container ID refuses it, saying so, and
+		// changes nothing.
+		before := list(&runtimeapi.ContainerFilter{PodSandboxId: e.pod})
+		for name, call := range map[string]func() error{
+			"ContainerStatus": func() error {
+				_, err := e.d.Runtime.ContainerStatus(ctxFor(t), &runtimeapi.ContainerStatusRequest{ContainerId: prefix})
+				return err
+			},
+			"StartContainer": func() error {
+				_, err := e.d.Runtime.StartContainer(ctxFor(t), &runtimeapi.StartContainerRequest{ContainerId: prefix})
+				return err
+			},
+			"StopContainer": func() error {
+				_, err := e.d.Runtime.StopContainer(ctxFor(t), &runtimeapi.StopContainerRequest{ContainerId: prefix})
+				return err
+			},
+			"RemoveContainer": func() error {
+				_, err := e.d.Runtime.RemoveContainer(ctxFor(t), &runtimeapi.RemoveContainerRequest{ContainerId: prefix})
+				return err
+			},
+			"UpdateContainerResources": func() error {
+				_, err := e.d.Runtime.UpdateContainerResources(ctxFor(t), &runtimeapi.UpdateContainerResourcesRequest{ContainerId: prefix,
+					Linux: &runtimeapi.LinuxContainerResources{CpuShares: 512}})
+				return err
+			},
+			"ReopenContainerLog": func() error {
+				_, err := e.d.Runtime.ReopenContainerLog(ctxFor(t), &runtimeapi.ReopenContainerLogRequest{ContainerId: prefix})
+				return err
+			},
+			"ExecSync": func() error {
+				_, err := e.d.Runtime.ExecSync(ctxFor(t), &runtimeapi.ExecSyncRequest{ContainerId: prefix, Cmd: []string{"true"}})
+				return err
+			},
+		} {
+			if err := call(); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "ambiguous") {
+				t.Errorf("%s of ambiguous prefix %q: %v, want InvalidArgument saying it is ambiguous", name, prefix, err)
+			}
+		}
+		if after := list(&runtimeapi.ContainerFilter{PodSandboxId: e.pod}); strings.Join(after, ",") != strings.Join(before, ",") {
+			t.Errorf("containers after calls with an ambiguous prefix: %v, want %v", after, before)
+		}
+		if st := e.mustStatus(t, ida); st.State != running {
+			t.Errorf("container a is %v after calls with an ambiguous prefix, want running", st.State)
 		}
 		for _, id := range extra {
 			if _, err := e.d.Runtime.RemoveContainer(ctxFor(t), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
 				t.Errorf("RemoveContainer %s: %v", id, err)
 			}
 		}
-		// RemoveContainer kills a running container, and is idempotent.
-		for _, id := range []string{ida, ida, idb} {
+		// StopContainer by prefix; RemoveContainer kills a running
+		// container, and is idempotent.
+		idc := e.mustRun(t, e.config("c", "sleep 3600"))
+		if _, err := e.d.Runtime.StopContainer(ctxFor(t), &runtimeapi.StopContainerRequest{ContainerId: pa}); err != nil {
+			t.Errorf("StopContainer of prefix %s: %v", pa, err)
+		}
+		if st := e.mustStatus(t, ida); st.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			t.Errorf("after StopContainer of prefix %s: %v", pa, st.State)
+		}
+		for _, id := range []string{idc[:12], idc, pa, idb} {
 			if _, err := e.d.Runtime.RemoveContainer(ctxFor(t), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
 				t.Errorf("RemoveContainer %s: %v", id, err)
 			}
@@ -867,4 +982,93 @@ func TestCreateContainerRefusesBadRequestsAndLeavesNothing(t *testing.T) {
 			t.Errorf("state dirs of failed creates are left: %d entries, want the one container's", len(entries))
 		}
 	})
+}
+
+// kubeletHugepageLimits is what kubelet puts in every container's
+// resources: a limit for each page size the node has, 0 when the pod asks
+// for none.
+var kubeletHugepageLimits = []*runtimeapi.HugepageLimit{{PageSize: "2MB", Limit: 0}, {PageSize: "1GB", Limit: 0}}
+
+func TestKubeletsHugepageLimitsDoNotFailContainersWithoutHugetlb(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		// This host has no hugetlb controller a container cgroup can use
+		// (hybrid: hugetlb sits on the empty cgroup2 mount), so the limits
+		// cannot apply; the container must still run, as under containerd.
+		cfg := e.config("huge", "sleep 3600")
+		cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20, HugepageLimits: kubeletHugepageLimits}
+		id := e.mustRun(t, cfg)
+		if got := e.mustExec(t, id, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"); got != strconv.Itoa(64<<20) {
+			t.Errorf("memory limit beside the hugepage limits = %s, want %d", got, 64<<20)
+		}
+		// kubelet sends them on in-place resizes too.
+		res := &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20, HugepageLimits: kubeletHugepageLimits}
+		if _, err := e.d.Runtime.UpdateContainerResources(ctxFor(t), &runtimeapi.UpdateContainerResourcesRequest{ContainerId: id, Linux: res}); err != nil {
+			t.Fatalf("UpdateContainerResources with hugepage limits: %v", err)
+		}
+		if got := e.mustExec(t, id, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"); got != strconv.Itoa(96<<20) {
+			t.Errorf("memory limit after the update = %s, want %d", got, 96<<20)
+		}
+		// Pod-level resources carrying them make the pod cgroup all the same.
+		pod := podConfig(e.d, "huge-"+handlerOf(t))
+		pod.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+		pod.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, HugepageLimits: kubeletHugepageLimits}
+		mustRunPodWith(t, e.d, pod, handlerOf(t))
+		if b, _ := os.ReadFile(memoryLimitFile(pod.Linux.CgroupParent)); strings.TrimSpace(string(b)) != strconv.Itoa(128<<20) {
+			t.Errorf("pod cgroup memory limit beside hugepage limits = %q, want %d", b, 128<<20)
+		}
+	})
+}
+
+func TestStopPodSandboxKillsRunningContainersAtOnceByDefault(t *testing.T) {
+	// kubelet stops a pod's containers with their grace period before it
+	// stops the pod; the CRI then asks for the rest to be killed at once.
+	// A container that would log its SIGTERM must get SIGKILL alone.
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		id := e.mustRun(t, e.config("stubborn", "trap 'echo got TERM' TERM; echo ready; while :; do sleep 0.1; done"))
+		waitLog(t, filepath.Join(e.logDir, "stubborn.log"), "ready")
+		if _, err := e.d.Runtime.StopPodSandbox(ctxFor(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+			t.Fatalf("StopPodSandbox: %v", err)
+		}
+		st := e.mustStatus(t, id)
+		if st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 || st.Message != "killed by signal 9" {
+			t.Errorf("after StopPodSandbox: %v exit %d %q, want exited 137 killed by signal 9", st.State, st.ExitCode, st.Message)
+		}
+		if strings.Contains(logContent(t, filepath.Join(e.logDir, "stubborn.log")), "got TERM") {
+			t.Error("StopPodSandbox sent SIGTERM and waited, though no stop timeout is configured")
+		}
+	})
+}
+
+func TestStopPodSandboxSendsTheStopSignalFirstWhenAGraceIsConfigured(t *testing.T) {
+	// With stop_timeout_seconds set, StopPodSandbox stops each container
+	// gracefully: its stop signal, SIGKILL only once the grace is over (an
+	// hour here: the test would hang if the graceful path were not taken).
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		id := e.mustRun(t, e.config("graceful", "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.1; done"))
+		waitLog(t, filepath.Join(e.logDir, "graceful.log"), "ready")
+		if _, err := e.d.Runtime.StopPodSandbox(ctxFor(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+			t.Fatalf("StopPodSandbox: %v", err)
+		}
+		if st := e.mustStatus(t, id); st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 3 {
+			t.Errorf("after StopPodSandbox: %v exit %d, want exited 3 from the TERM trap", st.State, st.ExitCode)
+		}
+		if !strings.Contains(logContent(t, filepath.Join(e.logDir, "graceful.log")), "got TERM") {
+			t.Error("the container did not see SIGTERM")
+		}
+	}, harness.WithConfig(func(c *config.Config) { c.Runtime.StopTimeoutGrace = 3600 }))
+}
+
+// waitLog waits until the CRI log at path holds line.
+func waitLog(t *testing.T, path, line string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := os.Stat(path); err == nil && strings.Contains(logContent(t, path), line+"\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not in %s after a minute", line, path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

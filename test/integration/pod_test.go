@@ -28,13 +28,11 @@ import (
 )
 
 // startPodDaemon starts a berthd with Berth's default CNI network, so that
-// pods get their own network namespace attached to a bridge. Containers
-// that ignore SIGTERM (a sleep as PID 1) get SIGKILL after 2s, not 10s.
+// pods get their own network namespace attached to a bridge.
 func startPodDaemon(t *testing.T) *harness.Daemon {
 	t.Helper()
 	return harness.Start(t, harness.WithConfig(func(c *config.Config) {
 		c.CNI.DefaultNetwork = true
-		c.Runtime.StopTimeoutGrace = 2
 	}))
 }
 
@@ -444,8 +442,45 @@ func TestPodIDPrefixesWorkAndAmbiguousOnesAreRefused(t *testing.T) {
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "ambiguous") {
 		t.Errorf("PodSandboxStatus of ambiguous prefix %s (pods %s and %s): %v, want InvalidArgument saying ambiguous", a[:1], a, b, err)
 	}
-	if _, err := d.Runtime.StopPodSandbox(ctxFor(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: a[:1]}); status.Code(err) != codes.InvalidArgument {
-		t.Errorf("StopPodSandbox of an ambiguous prefix: %v, want InvalidArgument", err)
+	// Every call taking a pod ID refuses the ambiguous prefix, saying so,
+	// and touches neither pod.
+	ambiguous := a[:1]
+	for name, call := range map[string]func() error{
+		"StopPodSandbox": func() error {
+			_, err := d.Runtime.StopPodSandbox(ctxFor(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: ambiguous})
+			return err
+		},
+		"RemovePodSandbox": func() error {
+			_, err := d.Runtime.RemovePodSandbox(ctxFor(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: ambiguous})
+			return err
+		},
+		"UpdatePodSandboxResources": func() error {
+			_, err := d.Runtime.UpdatePodSandboxResources(ctxFor(t), &runtimeapi.UpdatePodSandboxResourcesRequest{PodSandboxId: ambiguous,
+				Resources: &runtimeapi.LinuxContainerResources{CpuShares: 512}})
+			return err
+		},
+		"CreateContainer": func() error {
+			_, err := d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: ambiguous,
+				Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "c"}, Image: &runtimeapi.ImageSpec{Image: "busybox"}}})
+			return err
+		},
+	} {
+		if err := call(); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "ambiguous") {
+			t.Errorf("%s of ambiguous prefix %s: %v, want InvalidArgument saying ambiguous", name, ambiguous, err)
+		}
+	}
+	for _, id := range []string{a, b} {
+		if s := mustPodStatus(t, d, id).Status; s.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+			t.Errorf("pod %s is %v after calls with an ambiguous prefix, want READY", id, s.State)
+		}
+	}
+	// A unique prefix works for every call and for the list filter.
+	if _, err := d.Runtime.UpdatePodSandboxResources(ctxFor(t), &runtimeapi.UpdatePodSandboxResourcesRequest{PodSandboxId: a[:10],
+		Resources: &runtimeapi.LinuxContainerResources{CpuShares: 512}}); err != nil {
+		t.Errorf("UpdatePodSandboxResources of prefix %s: %v", a[:10], err)
+	}
+	if resp, err := d.Runtime.ListPodSandbox(ctxFor(t), &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{Id: a[:10]}}); err != nil || len(resp.Items) != 1 || resp.Items[0].Id != a {
+		t.Errorf("ListPodSandbox by prefix %s: %v, %v; want pod %s alone", a[:10], resp.GetItems(), err, a)
 	}
 	if _, err := d.Runtime.PodSandboxStatus(ctxFor(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: "notapod"}); status.Code(err) != codes.NotFound {
 		t.Errorf("PodSandboxStatus of an unknown ID: %v, want NotFound", err)
