@@ -78,6 +78,9 @@ type Container struct {
 	// stopMu serialises Stop and Remove of this container.
 	stopMu sync.Mutex
 
+	// stats is what the stats calls keep between calls (stats.go).
+	stats statsState
+
 	// mu guards the fields below.
 	mu        sync.Mutex
 	status    containerStatus

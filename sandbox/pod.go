@@ -80,6 +80,9 @@ type Pod struct {
 	// not wait for it.
 	lifecycle sync.Mutex
 
+	// stats is what the stats calls keep between calls (stats.go).
+	stats statsState
+
 	// mu guards the fields below.
 	mu    sync.RWMutex
 	state string

@@ -1,0 +1,303 @@
+package sandbox
+
+// Container and pod stats for the CRI's ContainerStats, ListContainerStats,
+// PodSandboxStats and ListPodSandboxStats.
+//
+// kubelet polls the list calls; Berth answers them from the cgroups, the
+// pods' network namespaces and the writable layers, keeping between calls
+// only, per container and pod (statsState):
+//
+//   - where its cgroup's files are, found once;
+//   - its last CPU sample, so that usage_nano_cores is the average over
+//     the time since the previous call (none on the first call, as in
+//     containerd and cAdvisor);
+//   - its last walk of the writable layer. A walk is reused for
+//     layerMinAge, or for 100 times as long as it took when that is
+//     longer (at most layerMaxAge): a container writing many small files
+//     costs a walk now and then, never a walk per poll.
+//
+// A container that is not running reports its attributes and writable
+// layer but no CPU or memory, as containerd does. One that exits or goes
+// away while a list is made is reported without them, never failing the
+// list.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/berth-runtime/berth/image"
+	"github.com/containerd/errdefs"
+	"go.uber.org/zap"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Bounds of how long a walk of a writable layer is reused.
+const (
+	layerMinAge = 2 * time.Second
+	layerMaxAge = time.Minute
+)
+
+// statsState is what the stats calls keep of a container or pod.
+type statsState struct {
+	// mu guards the fields below.
+	mu      sync.Mutex
+	dirs    *cgroupDirs // nil until first found
+	lastCPU uint64
+	lastAt  time.Time
+
+	// layerMu serialises walks of the writable layer (containers only),
+	// so that concurrent callers share one; it guards the fields below.
+	layerMu   sync.Mutex
+	layer     image.Filesystem
+	layerTook time.Duration
+}
+
+// cgroup returns the cgroup's directories, finding them with find once.
+func (s *statsState) cgroup(find func() (cgroupDirs, error)) (cgroupDirs, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dirs != nil {
+		return *s.dirs, nil
+	}
+	d, err := find()
+	if err != nil {
+		return cgroupDirs{}, err
+	}
+	s.dirs = &d
+	return d, nil
+}
+
+// nanoCores records a CPU sample and returns the average use, in
+// nanoseconds of CPU per second, since the one before; false on the first
+// sample, or when the counter went backwards or no time passed.
+func (s *statsState) nanoCores(cpu uint64, at time.Time) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prevCPU, prevAt := s.lastCPU, s.lastAt
+	if !at.After(prevAt) {
+		return 0, false // a concurrent call sampled later
+	}
+	s.lastCPU, s.lastAt = cpu, at
+	if prevAt.IsZero() || cpu < prevCPU {
+		return 0, false
+	}
+	return uint64(float64(cpu-prevCPU) / float64(at.Sub(prevAt)) * float64(time.Second)), true
+}
+
+// layerFresh is how long a walk that took took is reused.
+func layerFresh(took time.Duration) time.Duration {
+	return min(max(layerMinAge, 100*took), layerMaxAge)
+}
+
+// writableLayer reports the container's writable layer, walking it only
+// when the last walk is older than layerFresh allows.
+func (m *Manager) writableLayer(ctx context.Context, c *Container) *runtimeapi.FilesystemUsage {
+	s := &c.stats
+	s.layerMu.Lock()
+	defer s.layerMu.Unlock()
+	if s.layer.Timestamp.IsZero() || time.Since(s.layer.Timestamp) > layerFresh(s.layerTook) {
+		start := time.Now()
+		fs, err := m.images.SnapshotUsage(ctx, c.id)
+		if err != nil {
+			m.log.Warn("writable layer usage", zap.String("container", c.id), zap.Error(err))
+		} else {
+			s.layer, s.layerTook = fs, time.Since(start)
+		}
+	}
+	l := s.layer
+	if l.Timestamp.IsZero() {
+		l.Timestamp = time.Now()
+	}
+	return &runtimeapi.FilesystemUsage{
+		Timestamp:  l.Timestamp.UnixNano(),
+		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: l.Mountpoint},
+		UsedBytes:  &runtimeapi.UInt64Value{Value: l.UsedBytes},
+		InodesUsed: &runtimeapi.UInt64Value{Value: l.InodesUsed},
+	}
+}
+
+// cgroupUsage turns a cgroup sample into the CRI's CPU and memory usage;
+// s keeps the CPU sample for the next call's usage_nano_cores.
+func cgroupUsage(s *statsState, x cgroupSample) (*runtimeapi.CpuUsage, *runtimeapi.MemoryUsage) {
+	var cpu *runtimeapi.CpuUsage
+	var mem *runtimeapi.MemoryUsage
+	ts := x.at.UnixNano()
+	if x.hasCPU {
+		cpu = &runtimeapi.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: x.cpuNanos}}
+		if n, ok := s.nanoCores(x.cpuNanos, x.at); ok {
+			cpu.UsageNanoCores = &runtimeapi.UInt64Value{Value: n}
+		}
+	}
+	if x.hasMem {
+		mx := x.memory
+		mem = &runtimeapi.MemoryUsage{
+			Timestamp:       ts,
+			WorkingSetBytes: &runtimeapi.UInt64Value{Value: mx.workingSet()},
+			AvailableBytes:  &runtimeapi.UInt64Value{Value: mx.available()},
+			UsageBytes:      &runtimeapi.UInt64Value{Value: mx.usage},
+			RssBytes:        &runtimeapi.UInt64Value{Value: mx.rss},
+			PageFaults:      &runtimeapi.UInt64Value{Value: mx.pageFaults},
+			MajorPageFaults: &runtimeapi.UInt64Value{Value: mx.majorPageFaults},
+		}
+	}
+	return cpu, mem
+}
+
+// containerStats reports c; withPids also returns its task count. The
+// stats are there even with an error: what could be read.
+func (m *Manager) containerStats(ctx context.Context, c *Container, withPids bool) (*runtimeapi.ContainerStats, uint64, error) {
+	cfg := c.config
+	out := &runtimeapi.ContainerStats{
+		Attributes: &runtimeapi.ContainerAttributes{
+			Id: c.id, Metadata: cfg.GetMetadata(), Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
+		},
+		WritableLayer: m.writableLayer(ctx, c),
+	}
+	if c.snapshot().State != stateRunning {
+		return out, 0, nil
+	}
+	dirs, err := c.stats.cgroup(func() (cgroupDirs, error) { return m.containerCgroupDirs(c.cgroupsPath) })
+	if err != nil {
+		return out, 0, fmt.Errorf("cgroup of container %s: %w", c.id, err)
+	}
+	x, err := readCgroup(dirs, withPids)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return out, 0, nil // it exited and its cgroup went meanwhile
+		}
+		return out, 0, fmt.Errorf("read cgroup of container %s: %w", c.id, err)
+	}
+	out.Cpu, out.Memory = cgroupUsage(&c.stats, x)
+	return out, x.pids, nil
+}
+
+// ContainerStats reports the container of an ID or unique ID prefix.
+func (m *Manager) ContainerStats(ctx context.Context, id string) (*runtimeapi.ContainerStats, error) {
+	c, err := m.containerByID(id)
+	if err != nil {
+		return nil, err
+	}
+	out, _, err := m.containerStats(ctx, c, false)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ListContainerStats reports the containers f selects, as ListContainers
+// selects them (ID and pod ID prefixes, labels), oldest first. A container
+// whose cgroup cannot be read is listed without CPU and memory.
+func (m *Manager) ListContainerStats(ctx context.Context, f *runtimeapi.ContainerStatsFilter) []*runtimeapi.ContainerStats {
+	cf := &runtimeapi.ContainerFilter{Id: f.GetId(), PodSandboxId: f.GetPodSandboxId(), LabelSelector: f.GetLabelSelector()}
+	m.mu.RLock()
+	var sel []*Container
+	for _, c := range m.containers {
+		if matchContainer(c, stateUnknown, cf) {
+			sel = append(sel, c)
+		}
+	}
+	m.mu.RUnlock()
+	return m.statsOf(ctx, sel, nil)
+}
+
+// statsOf reports containers, oldest first, adding their task counts to
+// pids when it is not nil.
+func (m *Manager) statsOf(ctx context.Context, cs []*Container, pids *uint64) []*runtimeapi.ContainerStats {
+	sort.Slice(cs, func(i, j int) bool { return cs[i].createdAt.Before(cs[j].createdAt) })
+	out := make([]*runtimeapi.ContainerStats, 0, len(cs))
+	for _, c := range cs {
+		st, n, err := m.containerStats(ctx, c, pids != nil)
+		if err != nil {
+			m.log.Warn("container stats", zap.String("container", c.id), zap.Error(err))
+		}
+		if pids != nil {
+			*pids += n
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// PodStats reports the pod of an ID or unique ID prefix: its cgroup's CPU
+// and memory, its network interfaces, and its containers. A pod that is
+// not ready has no stats (FailedPrecondition).
+func (m *Manager) PodStats(ctx context.Context, id string) (*runtimeapi.PodSandboxStats, error) {
+	p, err := m.podByID(id)
+	if err != nil {
+		return nil, err
+	}
+	return m.podStats(ctx, p)
+}
+
+// ListPodStats reports the ready pods f selects (ID or unique prefix,
+// labels). A pod whose stats fail is left out and logged.
+func (m *Manager) ListPodStats(ctx context.Context, f *runtimeapi.PodSandboxStatsFilter) []*runtimeapi.PodSandboxStats {
+	ready := true
+	infos := m.ListPods(PodFilter{ID: f.GetId(), Labels: f.GetLabelSelector(), State: &ready})
+	sort.Slice(infos, func(i, j int) bool { return infos[i].CreatedAt.Before(infos[j].CreatedAt) })
+	out := make([]*runtimeapi.PodSandboxStats, 0, len(infos))
+	for _, info := range infos {
+		m.mu.RLock()
+		p := m.pods[info.ID]
+		m.mu.RUnlock()
+		if p == nil {
+			continue // removed meanwhile
+		}
+		st, err := m.podStats(ctx, p)
+		if err != nil {
+			if !errdefs.IsFailedPrecondition(err) {
+				m.log.Warn("pod sandbox stats", zap.String("sandbox", p.id), zap.Error(err))
+			}
+			continue
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func (m *Manager) podStats(ctx context.Context, p *Pod) (*runtimeapi.PodSandboxStats, error) {
+	if !p.ready() {
+		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", p.id, errdefs.ErrFailedPrecondition)
+	}
+	cfg := p.config
+	linux := &runtimeapi.LinuxPodSandboxStats{}
+	out := &runtimeapi.PodSandboxStats{
+		Attributes: &runtimeapi.PodSandboxAttributes{
+			Id: p.id, Metadata: cfg.GetMetadata(), Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
+		},
+		Linux: linux,
+	}
+	dirs, err := p.stats.cgroup(func() (cgroupDirs, error) {
+		mgr, err := m.cgroupManager(p.cgroup, nil)
+		if err != nil {
+			return cgroupDirs{}, err
+		}
+		return cgroupDirsOf(mgr), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cgroup of pod sandbox %s: %w", p.id, err)
+	}
+	x, err := readCgroup(dirs, false)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		// removed meanwhile: no CPU or memory
+	case err != nil:
+		return nil, fmt.Errorf("read cgroup of pod sandbox %s: %w", p.id, err)
+	default:
+		linux.Cpu, linux.Memory = cgroupUsage(&p.stats, x)
+	}
+	if ns := p.nsPath("net"); ns != "" {
+		if linux.Network, err = networkUsage(ns); err != nil {
+			return nil, fmt.Errorf("network of pod sandbox %s: %w", p.id, err)
+		}
+	}
+	var pids uint64
+	linux.Containers = m.statsOf(ctx, m.podContainers(p.id), &pids)
+	linux.Process = &runtimeapi.ProcessUsage{Timestamp: time.Now().UnixNano(), ProcessCount: &runtimeapi.UInt64Value{Value: pids}}
+	return out, nil
+}
