@@ -1030,10 +1030,12 @@ func testPodPIDModePodShowsEveryProcess(t *testing.T, d *harness.Daemon, image, 
 }
 
 func TestHostNetworkPodContainersSeeTheHostsInterfaces(t *testing.T) {
-	d := startPodDaemon(t)
-	image := pullPodTestImage(t, d)
-	cfg := hostNetwork(podConfig(d, "pod-host"))
-	pod := mustRunPod(t, d, cfg)
+	forEachPodHandler(t, testHostNetworkPodSeesTheHostsInterfaces)
+}
+
+func testHostNetworkPodSeesTheHostsInterfaces(t *testing.T, d *harness.Daemon, image, handler string) {
+	cfg := hostNetwork(podConfig(d, handler+"-pod-host"))
+	pod := mustRunPodWith(t, d, cfg, handler)
 	c := startPodContainer(t, d, pod, cfg, "c", image, runtimeapi.NamespaceMode_NODE, "sleep", "3600")
 	ifaces, err := os.ReadDir("/sys/class/net")
 	if err != nil {
@@ -1091,11 +1093,13 @@ func cgroupProcs(t *testing.T, dir string) []int {
 }
 
 func TestContainerCgroupNestsUnderThePodCgroup(t *testing.T) {
-	d := startPodDaemon(t)
-	image := pullPodTestImage(t, d)
-	cfg := podConfig(d, "pod-cg")
+	forEachPodHandler(t, testContainerCgroupNests)
+}
+
+func testContainerCgroupNests(t *testing.T, d *harness.Daemon, image, handler string) {
+	cfg := podConfig(d, handler+"-pod-cg")
 	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20}
-	pod := mustRunPod(t, d, cfg)
+	pod := mustRunPodWith(t, d, cfg, handler)
 	c := startPodContainer(t, d, pod, cfg, "c", image, runtimeapi.NamespaceMode_CONTAINER, "sleep", "3600")
 
 	var st unix.Statfs_t
@@ -1126,11 +1130,13 @@ func TestContainerCgroupNestsUnderThePodCgroup(t *testing.T) {
 }
 
 func TestRunningPodsSurviveBerthdSIGKILL(t *testing.T) {
-	d := startPodDaemon(t)
-	image := pullPodTestImage(t, d)
-	cfg := podConfig(d, "pod-a")
+	forEachPodHandler(t, testRunningPodSurvivesBerthdSIGKILL)
+}
+
+func testRunningPodSurvivesBerthdSIGKILL(t *testing.T, d *harness.Daemon, image, handler string) {
+	cfg := podConfig(d, handler+"-pod-a")
 	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
-	pod := mustRunPod(t, d, cfg)
+	pod := mustRunPodWith(t, d, cfg, handler)
 	server := startPodContainer(t, d, pod, cfg, "server", image, runtimeapi.NamespaceMode_POD, serveHTTP("still-here")...)
 	client := startPodContainer(t, d, pod, cfg, "client", image, runtimeapi.NamespaceMode_POD, "sleep", "3600")
 	mustPodExec(t, d, client, fetchLocal...)
