@@ -327,6 +327,11 @@ func TestBindMountsWithEachPropagation(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(host, "written")); err != nil {
 			t.Errorf("write through the rw bind: %v", err)
 		}
+		// ContainerStatus reports the mounts as asked.
+		if len(st.Mounts) != 3 || st.Mounts[0].ContainerPath != "/ro" || !st.Mounts[0].Readonly ||
+			st.Mounts[2].Propagation != runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER {
+			t.Errorf("status mounts = %v", st.Mounts)
+		}
 		if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "master:") {
 			t.Errorf("host-to-container mount is not a slave: %q", out)
 		}
@@ -1071,4 +1076,39 @@ func waitLog(t *testing.T, path, line string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func TestStopContainerSendsTheImagesStopSignalUnlessTheConfigNamesOne(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		reg := registry.Start(t)
+		ref := reg.Push(t, "library/configured:latest", images.Configured()) // STOPSIGNAL SIGUSR1
+		if _, err := e.d.Images.PullImage(ctxFor(t), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name   string
+			signal runtimeapi.Signal
+			code   int32
+		}{
+			{name: "image", code: 4},
+			{name: "config", signal: runtimeapi.Signal_SIGNAL_SIGHUP, code: 6},
+		} {
+			cfg := &runtimeapi.ContainerConfig{
+				Metadata: &runtimeapi.ContainerMetadata{Name: "stopsig-" + tc.name},
+				Image:    &runtimeapi.ImageSpec{Image: ref},
+				// The image's entrypoint is sh -c.
+				Args:       []string{"trap 'exit 4' USR1; trap 'exit 5' TERM; trap 'exit 6' HUP; echo ready; while :; do sleep 0.1; done"},
+				LogPath:    "stopsig-" + tc.name + ".log",
+				StopSignal: tc.signal,
+			}
+			id := e.mustRun(t, cfg)
+			waitLog(t, filepath.Join(e.logDir, cfg.LogPath), "ready")
+			if _, err := e.d.Runtime.StopContainer(ctxFor(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 60}); err != nil {
+				t.Fatalf("StopContainer: %v", err)
+			}
+			if st := e.mustStatus(t, id); st.ExitCode != tc.code {
+				t.Errorf("stop signal from the %s: exit %d, want %d", tc.name, st.ExitCode, tc.code)
+			}
+		}
+	})
 }
