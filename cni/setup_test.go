@@ -87,11 +87,19 @@ func TestTeardownFreesAddressAndLeavesNothing(t *testing.T) {
 	if len(hostnet.FirewallRules(t, pod.ID)) == 0 {
 		t.Fatalf("after Setup no iptables rule mentions the pod; the leak check below would prove nothing")
 	}
+	// The masquerade chain and the port mapping's DNAT chain.
+	chains := hostnet.PodChains(t, pod.ID)
+	if len(chains) < 2 {
+		t.Fatalf("after Setup the pod has chains %v, want its masquerade and DNAT chains", chains)
+	}
 
 	if err := m.Teardown(context.Background(), pod); err != nil {
 		t.Fatalf("Teardown: %v", err)
 	}
 	assertNoTrace(t, tn, m, pod)
+	if left := hostnet.FirewallLeft(t, pod.ID, chains); len(left) != 0 {
+		t.Errorf("firewall rules left in the pod's chains %v:\n%s", chains, strings.Join(left, "\n"))
+	}
 	if entries, _ := os.ReadDir(filepath.Join(m.stateDir, "cache", "results")); len(entries) != 0 {
 		t.Errorf("libcni cache left behind: %v", entries)
 	}

@@ -130,3 +130,37 @@ func Echo(addr, msg string) (string, error) {
 	}
 	return Exchange(c, msg)
 }
+
+// PodChains names the firewall chains of one pod: the CNI-… chains that
+// the rules naming the pod's ID jump to or append to (the bridge plugin's
+// masquerade chain, portmap's CNI-DN-… DNAT chain), but not the shared
+// CNI-HOSTPORT-… ones. The DNAT rules in a pod's chain do not name the
+// pod, so a leak check that looks for the ID alone misses them: take the
+// chains while the pod is up and look for them after teardown.
+func PodChains(t testing.TB, id string) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	var chains []string
+	for _, rule := range FirewallRules(t, id) {
+		f := strings.Fields(rule)
+		for i := 0; i+1 < len(f); i++ {
+			c := f[i+1]
+			if (f[i] == "-A" || f[i] == "-j") && strings.HasPrefix(c, "CNI-") && !strings.HasPrefix(c, "CNI-HOSTPORT-") && !seen[c] {
+				seen[c] = true
+				chains = append(chains, c)
+			}
+		}
+	}
+	return chains
+}
+
+// FirewallLeft lists the rules that name the pod's ID or one of its
+// chains (from PodChains).
+func FirewallLeft(t testing.TB, id string, chains []string) []string {
+	t.Helper()
+	left := FirewallRules(t, id)
+	for _, c := range chains {
+		left = append(left, FirewallRules(t, c)...)
+	}
+	return left
+}

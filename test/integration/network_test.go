@@ -165,8 +165,9 @@ func (e *netEnv) reservations(t *testing.T) []string {
 }
 
 // assertPodNetworkGone fails when anything of pod id is left on the host:
-// veth, address reservation, firewall rule or namespace pin.
-func (e *netEnv) assertPodNetworkGone(t *testing.T, id string) {
+// veth, address reservation, or firewall rule naming the pod or in one of
+// its chains (hostnet.PodChains, taken while it ran).
+func (e *netEnv) assertPodNetworkGone(t *testing.T, id string, chains ...string) {
 	t.Helper()
 	if got := e.bridgePorts(t); len(got) != 0 {
 		t.Errorf("veths left on %s: %v", e.bridge, got)
@@ -174,7 +175,7 @@ func (e *netEnv) assertPodNetworkGone(t *testing.T, id string) {
 	if got := e.reservations(t); len(got) != 0 {
 		t.Errorf("host-local still reserves %v", got)
 	}
-	if got := hostnet.FirewallRules(t, id); len(got) != 0 {
+	if got := hostnet.FirewallLeft(t, id, chains); len(got) != 0 {
 		t.Errorf("firewall rules left for pod %s:\n%s", id, strings.Join(got, "\n"))
 	}
 }
@@ -274,8 +275,9 @@ func TestNetworkStopAndRemoveFreeTheAddressAndLeaveNoTrace(t *testing.T) {
 	if got := e.reservations(t); len(got) != 1 || got[0] != ip {
 		t.Fatalf("reservations %v, want [%s]", got, ip)
 	}
-	if len(hostnet.FirewallRules(t, first.pod)) == 0 {
-		t.Fatal("no firewall rule names the pod; the leak check below would prove nothing")
+	chains := hostnet.PodChains(t, first.pod)
+	if len(hostnet.FirewallRules(t, first.pod)) == 0 || len(chains) < 2 {
+		t.Fatalf("pod chains %v: want rules naming the pod and its masquerade and DNAT chains, or the leak check below proves nothing", chains)
 	}
 	netns := filepath.Join(pinDir(e.d, first.pod), "net")
 
@@ -295,7 +297,7 @@ func TestNetworkStopAndRemoveFreeTheAddressAndLeaveNoTrace(t *testing.T) {
 	})
 
 	mustStopPod(t, e.d, first.pod)
-	e.assertPodNetworkGone(t, first.pod)
+	e.assertPodNetworkGone(t, first.pod, chains...)
 	mustRemovePod(t, e.d, first.pod)
 	if isNamespaceFile(netns) {
 		t.Errorf("network namespace pin %s still mounted after RemovePodSandbox", netns)
@@ -304,6 +306,79 @@ func TestNetworkStopAndRemoveFreeTheAddressAndLeaveNoTrace(t *testing.T) {
 	next := e.pod(t, "next")
 	if got := podIP(t, next); got != ip {
 		t.Errorf("next pod got %s, want the freed %s", got, ip)
+	}
+}
+
+// confEnv is a berthd whose network is whatever conflist the test writes
+// into its conf dir, with plugins from Debian and from bin.
+type confEnv struct {
+	d       *harness.Daemon
+	bridge  string
+	subnet  *net.IPNet
+	ipamDir string
+}
+
+// startConfDaemon starts a berthd with no network configured, searching
+// bin for plugins after Debian's.
+func startConfDaemon(t *testing.T, bin string) *confEnv {
+	t.Helper()
+	_, subnet, _ := net.ParseCIDR(fmt.Sprintf("10.198.%d.0/24", netBase+byte(netSeq.Add(1))))
+	b := make([]byte, 5)
+	rand.Read(b)
+	e := &confEnv{bridge: "bn" + hex.EncodeToString(b), subnet: subnet}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", e.bridge).Run() })
+	e.d = harness.Start(t, harness.WithConfig(func(c *config.Config) {
+		c.CNI.BinDirs = []string{"/usr/lib/cni", bin}
+	}))
+	e.ipamDir = filepath.Join(e.d.State, "ipam")
+	return e
+}
+
+// writeConf replaces the conflist "fixme" (10-fixme.conflist) atomically.
+func (e *confEnv) writeConf(t *testing.T, plugins string) {
+	t.Helper()
+	conf := `{"cniVersion": "1.0.0", "name": "fixme", "plugins": [` + plugins + `]}`
+	tmp := filepath.Join(e.d.Config.CNI.ConfDir, ".tmp")
+	if err := os.WriteFile(tmp, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(e.d.Config.CNI.ConfDir, "10-fixme.conflist")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bridgePlugin is a bridge + host-local entry on the env's bridge and range.
+func (e *confEnv) bridgePlugin() string {
+	return fmt.Sprintf(`{"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": true,
+		"ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "dataDir": %q}}`,
+		e.bridge, e.subnet.String(), e.ipamDir)
+}
+
+// waitReady waits until NetworkReady is want with msg in its message.
+func (e *confEnv) waitReady(t *testing.T, want bool, msg string) *runtimeapi.RuntimeCondition {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := e.d.Runtime.Status(ctxFor(t), &runtimeapi.StatusRequest{})
+		if err != nil {
+			t.Fatalf("Status: %v", err)
+		}
+		var c *runtimeapi.RuntimeCondition
+		for _, cond := range st.GetStatus().GetConditions() {
+			if cond.Type == runtimeapi.NetworkReady {
+				c = cond
+			}
+		}
+		if c == nil {
+			t.Fatal("Status has no NetworkReady condition")
+		}
+		if c.Status == want && strings.Contains(c.Message, msg) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("NetworkReady = %v (%s: %s), want %v with %q", c.Status, c.Reason, c.Message, want, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -319,57 +394,11 @@ exit 0
 	if err := os.WriteFile(filepath.Join(bin, "refuse"), []byte(fail), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, subnet, _ := net.ParseCIDR(fmt.Sprintf("10.198.%d.0/24", netBase+byte(netSeq.Add(1))))
-	b := make([]byte, 5)
-	rand.Read(b)
-	bridge := "bn" + hex.EncodeToString(b)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
-	d := harness.Start(t, harness.WithConfig(func(c *config.Config) {
-		c.CNI.BinDirs = []string{"/usr/lib/cni", bin}
-	}))
-	confDir := d.Config.CNI.ConfDir
-	writeConf := func(plugins string) {
-		t.Helper()
-		conf := `{"cniVersion": "1.0.0", "name": "fixme", "plugins": [` + plugins + `]}`
-		tmp := filepath.Join(confDir, ".tmp")
-		if err := os.WriteFile(tmp, []byte(conf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(confDir, "10-fixme.conflist")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bridgePlugin := fmt.Sprintf(`{"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": true,
-		"ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "dataDir": %q}}`,
-		bridge, subnet.String(), filepath.Join(d.State, "ipam"))
-	networkReady := func() *runtimeapi.RuntimeCondition {
-		t.Helper()
-		st, err := d.Runtime.Status(ctxFor(t), &runtimeapi.StatusRequest{})
-		if err != nil {
-			t.Fatalf("Status: %v", err)
-		}
-		for _, c := range st.GetStatus().GetConditions() {
-			if c.Type == runtimeapi.NetworkReady {
-				return c
-			}
-		}
-		t.Fatal("Status has no NetworkReady condition")
-		return nil
-	}
-	waitReady := func(want bool, msg string) *runtimeapi.RuntimeCondition {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			c := networkReady()
-			if c.Status == want && strings.Contains(c.Message, msg) {
-				return c
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("NetworkReady = %v (%s: %s), want %v with %q", c.Status, c.Reason, c.Message, want, msg)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	e := startConfDaemon(t, bin)
+	d, subnet, bridge := e.d, e.subnet, e.bridge
+	writeConf := func(plugins string) { t.Helper(); e.writeConf(t, plugins) }
+	bridgePlugin := e.bridgePlugin()
+	waitReady := func(want bool, msg string) *runtimeapi.RuntimeCondition { t.Helper(); return e.waitReady(t, want, msg) }
 	assertNoPods := func() {
 		t.Helper()
 		pods, err := d.Runtime.ListPodSandbox(ctxFor(t), &runtimeapi.ListPodSandboxRequest{})
@@ -427,10 +456,79 @@ exit 0
 	})
 }
 
+func TestNetworkFailedTeardownIsRetriedAtTheNextStopAndThenGivenUp(t *testing.T) {
+	bin := t.TempDir()
+	broken := filepath.Join(t.TempDir(), "broken")
+	// First in the chain, so DEL (run in reverse) reaches it last, after
+	// the bridge plugin released the address.
+	flaky := `#!/bin/sh
+case "$CNI_COMMAND" in
+ADD) echo '{"cniVersion":"1.0.0"}';;
+DEL) if [ -e ` + broken + ` ]; then echo '{"cniVersion":"1.0.0","code":999,"msg":"fake teardown failure"}'; exit 1; fi;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}';;
+esac
+exit 0
+`
+	if err := os.WriteFile(filepath.Join(bin, "flaky"), []byte(flaky), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := startConfDaemon(t, bin)
+	e.writeConf(t, `{"type": "flaky"}, `+e.bridgePlugin())
+	e.waitReady(t, true, "")
+	record := func(id string) string { return filepath.Join(e.d.State, "cni", "pods", id+".json") }
+	stop := func(id string) error {
+		_, err := e.d.Runtime.StopPodSandbox(ctxFor(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id})
+		return err
+	}
+
+	t.Run("a DEL that failed at stop runs again at the next stop", func(t *testing.T) {
+		id := mustRunPod(t, e.d, podConfig(e.d, "retried"))
+		os.WriteFile(broken, nil, 0o644)
+		if err := stop(id); err == nil || !strings.Contains(err.Error(), "fake teardown failure") {
+			t.Fatalf("StopPodSandbox with DEL failing = %v, want the plugin's message", err)
+		}
+		if _, err := os.Stat(record(id)); err != nil {
+			t.Fatalf("the network record of a failed teardown is gone: %v", err)
+		}
+		os.Remove(broken)
+		mustStopPod(t, e.d, id)
+		if _, err := os.Stat(record(id)); !os.IsNotExist(err) {
+			t.Errorf("network record after the retried teardown: %v", err)
+		}
+		mustRemovePod(t, e.d, id)
+		if got := hostnet.BridgePorts(t, e.bridge); len(got) != 0 {
+			t.Errorf("veths left on the bridge: %v", got)
+		}
+	})
+	t.Run("a DEL that keeps failing is given up and the pod can be removed", func(t *testing.T) {
+		id := mustRunPod(t, e.d, podConfig(e.d, "given-up"))
+		os.WriteFile(broken, nil, 0o644)
+		defer os.Remove(broken)
+		var err error
+		attempts := 0
+		for attempts = 1; attempts <= 10; attempts++ {
+			if err = stop(id); err == nil {
+				break
+			}
+		}
+		if err != nil || attempts < 2 {
+			t.Fatalf("StopPodSandbox with DEL always failing: %v after %d attempts, want failures and then success", err, attempts)
+		}
+		mustRemovePod(t, e.d, id)
+		if _, err := os.Stat(record(id)); !os.IsNotExist(err) {
+			t.Errorf("network record of a given-up pod: %v", err)
+		}
+		if got := hostnet.BridgePorts(t, e.bridge); len(got) != 0 {
+			t.Errorf("veths left on the bridge: %v", got)
+		}
+	})
+}
+
 func TestNetworkIsTornDownAfterBerthdIsKilledAndRestarted(t *testing.T) {
 	e := startNetDaemon(t, 24)
 	p := e.pod(t, "survivor", &runtimeapi.PortMapping{Protocol: runtimeapi.Protocol_TCP, ContainerPort: 80, HostPort: int32(22000 + int(netBase))})
 	ip := podIP(t, p)
+	chains := hostnet.PodChains(t, p.pod)
 	e.d.Kill(t)
 	e.d.Restart(t)
 	if got := podIP(t, p); got != ip {
@@ -441,7 +539,7 @@ func TestNetworkIsTornDownAfterBerthdIsKilledAndRestarted(t *testing.T) {
 	}
 	mustStopPod(t, e.d, p.pod)
 	mustRemovePod(t, e.d, p.pod)
-	e.assertPodNetworkGone(t, p.pod)
+	e.assertPodNetworkGone(t, p.pod, chains...)
 }
 
 func TestNetworkHostNetworkPodReportsTheHostIP(t *testing.T) {
