@@ -1174,3 +1174,40 @@ func testRunningPodSurvivesBerthdSIGKILL(t *testing.T, d *harness.Daemon, image,
 	mustRemovePod(t, d, pod)
 	_ = server
 }
+
+// systemdRunning is how the cgroup library (and runc) tell that systemd
+// is the init system.
+func systemdRunning() bool {
+	fi, err := os.Lstat("/run/systemd/system")
+	return err == nil && fi.IsDir()
+}
+
+func TestSystemdCgroupDriverIsUsedWhereSystemdRunsAndRefusedElsewhere(t *testing.T) {
+	if systemdRunning() {
+		d := harness.Start(t, harness.WithConfig(func(c *config.Config) { c.Runtime.CgroupDriver = "systemd" }))
+		cfg := hostNetwork(podConfig(d, "pod-systemd"))
+		id := mustRunPod(t, d, cfg)
+		if v := mustPodVerbose(t, d, id); v.Cgroup != cfg.Linux.CgroupParent {
+			t.Errorf("pod cgroup %q, want the slice %q", v.Cgroup, cfg.Linux.CgroupParent)
+		}
+		mustRemovePod(t, d, id)
+		return
+	}
+	// Here (as on this project's test machine) systemd is not PID 1:
+	// berthd must refuse the driver at start, saying why, not fail each
+	// pod later.
+	harness.RequireRoot(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(path, []byte("[runtime]\ncgroup_driver = \"systemd\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A berthd that wrongly starts would serve forever.
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, harness.Binary(t), "--config", path, "--socket", filepath.Join(dir, "s.sock"),
+		"--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "systemd is not running") {
+		t.Fatalf("berthd with the systemd cgroup driver where systemd does not run: %v\n%s", err, out)
+	}
+}
