@@ -171,12 +171,13 @@ func WriteSpec(bundle string, s *specs.Spec) error {
 	if err != nil {
 		return fmt.Errorf("encode spec: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(bundle, "config.json"), b, 0o600)
+	return WriteFileAtomic(filepath.Join(bundle, "config.json"), b, 0o600)
 }
 
-// writeFileAtomic writes a temporary file beside path, fsyncs it and
-// renames it over path.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (retErr error) {
+// WriteFileAtomic writes a temporary file beside path, fsyncs it and
+// renames it over path. (The directory is not synced; callers that need
+// the rename itself to survive a crash sync it.)
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) (retErr error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

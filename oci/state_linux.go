@@ -72,7 +72,7 @@ func (r *builtin) save(s *containerState) error {
 	if err != nil {
 		return fmt.Errorf("encode state of %s: %w", s.ID, err)
 	}
-	return writeFileAtomic(filepath.Join(r.dir(s.ID), "state.json"), b, 0o600)
+	return WriteFileAtomic(filepath.Join(r.dir(s.ID), "state.json"), b, 0o600)
 }
 
 // status derives the container's status from /proc and the fifo.
