@@ -6,9 +6,9 @@ package sandbox
 // Why one per container: the monitor owns a container's stdio, so a crash
 // or a restart of berthd loses no output and no exit status. One monitor per
 // pod would save a process per extra container but tie every container's
-// output and exit to one process; a monitor costs a few MiB of RSS (see the
-// benchmark), below the per-pod goal for the common one- and two-container
-// pods, and it is simple: its life is its container's life.
+// output and exit to one process; a monitor costs about 1 MiB of RSS once it
+// is the C program (see below and the benchmark), and it is simple: its
+// life is its container's life.
 //
 // A monitor:
 //  1. becomes a child subreaper, so the container's first process is its
@@ -23,12 +23,20 @@ package sandbox
 //     output, reads the cgroup's OOM-kill counter and writes exit.json
 //     atomically; then it exits.
 //
+// Steps 1 to 3 need Go (the runtimes are Go); steps 4 and 5 do not, and
+// last as long as the container. So after step 3 the monitor execs itself
+// into the C program of package monitorc, which does them with a fraction
+// of the memory (about 1 MiB of RSS instead of 16), on the same files and
+// protocol. Where that cannot run (a berthd built without cgo, or a failed
+// exec) the Go code here does them (monitor_run.go).
+//
 // Its files, in <state>/containers/<id>/:
 //
 //	monitor.json  what to run (written by berthd)
 //	monitor.log   the monitor's own stderr
 //	m.sock        control socket: "reopen\n" → "ok\n" or "error: ...\n"
 //	exit.json     exit status (written by the monitor, once)
+//	status.json   the monitor's and the container's pids (written by berthd)
 
 import (
 	"bufio"
@@ -42,25 +50,27 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/berth-runtime/berth/oci"
+	"github.com/berth-runtime/berth/sandbox/monitorc"
 	"github.com/containerd/errdefs"
-	"github.com/opencontainers/cgroups"
-	"github.com/opencontainers/cgroups/systemd"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
 
 const (
+	monitorRole       = "berth-monitor"
 	monitorConfigFile = "monitor.json"
 	monitorLogFile    = "monitor.log"
 	monitorSocket     = "m.sock"
 	exitFile          = "exit.json"
+	statusFile        = "status.json"
+	// createTimeout bounds a runtime's Create when the caller set no deadline.
+	createTimeout = 2 * time.Minute
 	// drainTimeout bounds how long output is read after the container's
 	// process exited: a process outside its PID namespace may still hold
 	// the pipes.
@@ -156,6 +166,14 @@ func MonitorMain() {
 	os.Exit(0)
 }
 
+// MonitorCMain is the "berth-monitor-c" role when the C constructor did
+// not take the process over (it was started by hand, without its
+// hand-over): it must not go on as berthd.
+func MonitorCMain() {
+	fmt.Fprintln(os.Stderr, monitorc.Role+": started without a hand-over from berth-monitor")
+	os.Exit(2)
+}
+
 // awaitContainer reads the container's state directory from berthd and
 // sends the monitor's own output to monitor.log there.
 func awaitContainer(assign *os.File) (string, error) {
@@ -174,38 +192,53 @@ func awaitContainer(assign *os.File) (string, error) {
 }
 
 func runMonitor(dir string, syncPipe *os.File) error {
-	report := func(m syncMessage) {
-		if syncPipe == nil {
-			return
-		}
-		_ = json.NewEncoder(syncPipe).Encode(m)
-		syncPipe.Close()
-		syncPipe = nil
-	}
 	pid, mon, err := createContainer(dir)
 	if err != nil {
-		report(syncMessage{Error: err.Error(), Class: errClass(err)})
+		_ = json.NewEncoder(syncPipe).Encode(syncMessage{Error: err.Error(), Class: errClass(err)})
+		syncPipe.Close()
 		return err
 	}
-	report(syncMessage{Pid: pid})
-	trimMemory()
-	st := mon.wait(pid)
-	if err := writeJSONAtomic(filepath.Join(dir, exitFile), st); err != nil {
-		return err
-	}
-	return nil
+	_ = json.NewEncoder(syncPipe).Encode(syncMessage{Pid: pid})
+	syncPipe.Close()
+	return mon.run(dir, pid)
 }
 
-// monitor is a running monitor's state.
+// monitor is a running monitor's state: what createContainer set up for
+// steps 4 and 5.
 type monitor struct {
 	cfg     monitorConfig
-	log     *criLog
+	log     *criLog  // nil without a log path
+	outputs []output // read ends of stdout and stderr, or the console
+	stdin   *os.File // stdin's write end, held open for the container's life
+	control *os.File // m.sock, listening
+	oomFile string   // the cgroup file counting OOM kills
+	goOnly  bool     // do steps 4 and 5 in Go (tests compare the two)
 	copiers sync.WaitGroup
-	closers []*os.File // read ends, closed when draining times out
-	keep    []*os.File // stdin write end, held open for the container's life
 }
 
-// createContainer runs steps 1 to 3 of the monitor.
+// output is a stream of the container's output.
+type output struct {
+	stream string
+	f      *os.File
+}
+
+// close releases what createContainer set up, on failure.
+func (mon *monitor) close() {
+	for _, o := range mon.outputs {
+		o.f.Close()
+	}
+	for _, f := range []*os.File{mon.stdin, mon.control} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	if mon.log != nil {
+		mon.log.close()
+	}
+}
+
+// createContainer runs steps 1 to 3 of the monitor; the output stays in
+// its pipes until step 4 starts.
 func createContainer(dir string) (pid int, _ *monitor, retErr error) {
 	if err := os.Chdir(dir); err != nil {
 		return 0, nil, err
@@ -219,6 +252,7 @@ func createContainer(dir string) (pid int, _ *monitor, retErr error) {
 		return 0, nil, fmt.Errorf("parse monitor config: %w", err)
 	}
 	cfg := mon.cfg
+	mon.oomFile = oomCounterFile(cfg.CgroupsPath, cfg.CgroupDriver == "systemd")
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return 0, nil, fmt.Errorf("become a subreaper: %w", err)
 	}
@@ -243,12 +277,7 @@ func createContainer(dir string) (pid int, _ *monitor, retErr error) {
 			f.Close()
 		}
 		if retErr != nil {
-			for _, f := range append(mon.closers, mon.keep...) {
-				f.Close()
-			}
-			if mon.log != nil {
-				mon.log.close()
-			}
+			mon.close()
 		}
 	}()
 	if cfg.Stdin {
@@ -258,7 +287,7 @@ func createContainer(dir string) (pid int, _ *monitor, retErr error) {
 		}
 		cio.Stdin = r
 		toClose = append(toClose, r)
-		mon.keep = append(mon.keep, w)
+		mon.stdin = w
 	}
 	var console net.Listener
 	if cfg.Tty {
@@ -284,279 +313,93 @@ func createContainer(dir string) (pid int, _ *monitor, retErr error) {
 			}
 			*s.into = w
 			toClose = append(toClose, w)
-			mon.closers = append(mon.closers, r)
-			mon.copy(s.name, r)
+			mon.outputs = append(mon.outputs, output{s.name, r})
 		}
 	}
 	ctx := context.Background()
-	var consoleErr chan error
+	type received struct {
+		f   *os.File
+		err error
+	}
+	var consoleCh chan received
 	if console != nil {
-		consoleErr = make(chan error, 1)
-		go func() { consoleErr <- mon.acceptConsole(console) }()
+		consoleCh = make(chan received, 1)
+		go func() {
+			f, err := acceptConsole(console)
+			consoleCh <- received{f, err}
+		}()
 	}
 	pid, err = rts[cfg.Handler].Create(ctx, cfg.ID, cfg.Bundle, cio)
 	if err != nil {
 		return 0, nil, fmt.Errorf("create container: %w", err)
 	}
 	if console != nil {
+		var got received
 		select {
-		case err = <-consoleErr:
+		case got = <-consoleCh:
 		case <-time.After(10 * time.Second):
-			err = errors.New("the runtime sent no console")
+			got.err = errors.New("the runtime sent no console")
 		}
-		if err != nil {
+		if got.err != nil {
 			_ = rts[cfg.Handler].Delete(ctx, cfg.ID, true)
-			return 0, nil, fmt.Errorf("container console: %w", err)
+			return 0, nil, fmt.Errorf("container console: %w", got.err)
 		}
+		mon.outputs = append(mon.outputs, output{"stdout", got.f})
 	}
-	if err := mon.serve(); err != nil {
+	if mon.control, err = listenControl(); err != nil {
 		_ = rts[cfg.Handler].Delete(ctx, cfg.ID, true)
 		return 0, nil, err
 	}
 	return pid, mon, nil
 }
 
-// copy starts copying r into the log as stream.
-func (mon *monitor) copy(stream string, r *os.File) {
-	mon.copiers.Add(1)
-	go func() {
-		defer mon.copiers.Done()
-		if mon.log == nil {
-			discard(r)
-			return
-		}
-		copyLog(mon.log, stream, r)
-	}()
-}
-
-func discard(r *os.File) {
-	buf := make([]byte, 4096)
-	for {
-		if _, err := r.Read(buf); err != nil {
-			return
-		}
-	}
-}
-
-// acceptConsole receives the pty master from the runtime and copies it
-// into the log as stdout.
-func (mon *monitor) acceptConsole(l net.Listener) error {
+// acceptConsole receives the pty master from the runtime.
+func acceptConsole(l net.Listener) (*os.File, error) {
 	conn, err := l.Accept()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer conn.Close()
 	uc, ok := conn.(*net.UnixConn)
 	if !ok {
-		return errors.New("console connection is not a unix socket")
+		return nil, errors.New("console connection is not a unix socket")
 	}
 	oob := make([]byte, unix.CmsgSpace(4))
 	_, oobn, _, _, err := uc.ReadMsgUnix(make([]byte, 256), oob)
 	if err != nil {
-		return fmt.Errorf("receive console: %w", err)
+		return nil, fmt.Errorf("receive console: %w", err)
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil || len(msgs) == 0 {
-		return fmt.Errorf("receive console: no file descriptor")
+		return nil, fmt.Errorf("receive console: no file descriptor")
 	}
 	fds, err := unix.ParseUnixRights(&msgs[0])
 	if err != nil || len(fds) == 0 {
-		return fmt.Errorf("receive console: no file descriptor")
+		return nil, fmt.Errorf("receive console: no file descriptor")
 	}
+	unix.CloseOnExec(fds[0])
+	// Non-blocking, so that the Go copier's read is interrupted by Close
+	// when draining times out.
 	_ = unix.SetNonblock(fds[0], true)
-	master := os.NewFile(uintptr(fds[0]), "console")
-	mon.closers = append(mon.closers, master)
-	if mon.cfg.Stdin {
-		// Input will come through attach; hold the master's write side.
-		mon.keep = append(mon.keep, master)
-	}
-	mon.copy("stdout", master)
-	return nil
+	return os.NewFile(uintptr(fds[0]), "console"), nil
 }
 
-// serve answers berthd's requests on m.sock until the monitor exits.
-func (mon *monitor) serve() error {
+// listenControl listens on m.sock in the working directory (the state
+// dir; a relative name keeps within the 108-byte limit of socket paths).
+// It is a plain fd, served by whichever monitor carries on (serve).
+func listenControl() (*os.File, error) {
 	_ = os.Remove(monitorSocket)
-	l, err := net.Listen("unix", monitorSocket) // relative: the monitor's cwd is its state dir
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("control socket: %w", err)
+		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mon.handle(conn)
-		}
-	}()
-	return nil
-}
-
-func (mon *monitor) handle(conn net.Conn) {
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: monitorSocket}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	var reply string
-	switch strings.TrimSpace(line) {
-	case "reopen":
-		if mon.log == nil {
-			reply = "error: the container has no log path"
-		} else if err := mon.log.reopen(); err != nil {
-			reply = "error: " + err.Error()
-		} else {
-			reply = "ok"
-		}
-	default:
-		reply = "error: unknown request"
+	if err := unix.Listen(fd, 16); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	_, _ = conn.Write([]byte(reply + "\n"))
-}
-
-// wait reaps children until pid exits, drains the output and returns the
-// exit status.
-func (mon *monitor) wait(pid int) exitStatus {
-	var st exitStatus
-	for {
-		var ws unix.WaitStatus
-		wpid, err := unix.Wait4(-1, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			// The process is not ours to wait for (ECHILD): its status is lost.
-			st.ExitCode = 255
-			break
-		}
-		if wpid != pid {
-			continue
-		}
-		switch {
-		case ws.Exited():
-			st.ExitCode = int32(ws.ExitStatus())
-		case ws.Signaled():
-			st.Signal = int(ws.Signal())
-			st.ExitCode = 128 + int32(ws.Signal())
-		}
-		break
-	}
-	st.FinishedAt = time.Now()
-	for _, f := range mon.keep {
-		f.Close()
-	}
-	done := make(chan struct{})
-	go func() { mon.copiers.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(drainTimeout):
-		for _, f := range mon.closers {
-			f.Close()
-		}
-		<-done
-	}
-	if mon.log != nil {
-		mon.log.close()
-	}
-	st.OOMKilled = oomKilled(mon.cfg.CgroupsPath, mon.cfg.CgroupDriver == "systemd")
-	// Reap what is left (processes of a shared PID namespace that ended).
-	for {
-		var ws unix.WaitStatus
-		if wpid, _ := unix.Wait4(-1, &ws, unix.WNOHANG, nil); wpid <= 0 {
-			break
-		}
-	}
-	return st
-}
-
-// oomKilled reads the OOM-kill counter of the container's memory cgroup.
-func oomKilled(cgroupsPath string, systemdDriver bool) bool {
-	p := cgroupsPath
-	if systemdDriver {
-		parts := strings.SplitN(cgroupsPath, ":", 3)
-		if len(parts) != 3 {
-			return false
-		}
-		slice, err := systemd.ExpandSlice(parts[0])
-		if err != nil {
-			return false
-		}
-		p = filepath.Join(slice, parts[1]+"-"+parts[2]+".scope")
-	}
-	var file, key string
-	if cgroups.IsCgroup2UnifiedMode() {
-		file, key = filepath.Join("/sys/fs/cgroup", p, "memory.events"), "oom_kill"
-	} else {
-		file, key = filepath.Join("/sys/fs/cgroup/memory", p, "memory.oom_control"), "oom_kill"
-	}
-	return counter(file, key) > 0
-}
-
-// counter reads "key N" from a cgroup file of such lines.
-func counter(file, key string) int64 {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, key+" "); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-// writeJSONAtomic writes v to path through a synced temporary file and a
-// rename, then syncs the directory.
-func writeJSONAtomic(path string, v any) (retErr error) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if retErr != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
-// readExitStatus reads exit.json; ok is false when the monitor has not
-// written it.
-func readExitStatus(dir string) (st exitStatus, ok bool, err error) {
-	data, err := os.ReadFile(filepath.Join(dir, exitFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return st, false, nil
-	}
-	if err != nil {
-		return st, false, fmt.Errorf("read exit status: %w", err)
-	}
-	if err := json.Unmarshal(data, &st); err != nil {
-		return st, false, fmt.Errorf("parse %s: %w", filepath.Join(dir, exitFile), err)
-	}
-	return st, true, nil
+	return os.NewFile(uintptr(fd), monitorSocket), nil
 }

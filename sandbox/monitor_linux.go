@@ -23,13 +23,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const (
-	monitorRole = "berth-monitor"
-	statusFile  = "status.json"
-	// createTimeout bounds a runtime's Create when the caller set no deadline.
-	createTimeout = 2 * time.Minute
-)
-
 // runState is status.json: what berthd needs to find a container's
 // monitor and process again after a restart.
 type runState struct {
@@ -41,14 +34,8 @@ type runState struct {
 
 func readRunState(dir string) (runState, error) {
 	var rs runState
-	data, err := os.ReadFile(filepath.Join(dir, statusFile))
-	if err != nil {
-		return rs, err
-	}
-	if err := json.Unmarshal(data, &rs); err != nil {
-		return rs, fmt.Errorf("parse %s: %w", filepath.Join(dir, statusFile), err)
-	}
-	return rs, nil
+	err := readJSON(filepath.Join(dir, statusFile), &rs)
+	return rs, err
 }
 
 // monitorHandle is a live monitor as berthd sees it.

@@ -24,7 +24,10 @@ var roles = map[string]func(){
 	"berth-init":    oci.InitMain,
 	"berth-exec":    oci.ExecMain,
 	"berth-monitor": sandbox.MonitorMain,
-	"berth-podinit": sandbox.PodInitMain,
+	// Run by the C constructor of sandbox/monitorc; the Go function only
+	// refuses to go on as berthd if that did not take over.
+	"berth-monitor-c": sandbox.MonitorCMain,
+	"berth-podinit":   sandbox.PodInitMain,
 }
 
 func main() {

@@ -1,0 +1,9 @@
+//go:build cgo
+
+package monitorc
+
+// #cgo CFLAGS: -Wall -O2
+import "C"
+
+// Available says whether the C monitor is built into this binary.
+const Available = true
