@@ -7,7 +7,8 @@ package sandbox
 // pods' network namespaces and the writable layers, keeping between calls
 // only, per container and pod (statsState):
 //
-//   - where its cgroup's files are, found once;
+//   - its cgroup's stat files, found once and kept open while it runs
+//     (stats_cgroup_linux.go);
 //   - its last CPU sample, so that usage_nano_cores is the average over
 //     the time since the previous call (none on the first call, as in
 //     containerd and cAdvisor);
@@ -46,7 +47,7 @@ const (
 type statsState struct {
 	// mu guards the fields below.
 	mu      sync.Mutex
-	dirs    *cgroupDirs // nil until first found
+	cgroup  *cgroupReader // nil until first needed, and after the container stopped
 	lastCPU uint64
 	lastAt  time.Time
 
@@ -57,19 +58,28 @@ type statsState struct {
 	layerTook time.Duration
 }
 
-// cgroup returns the cgroup's directories, finding them with find once.
-func (s *statsState) cgroup(find func() (cgroupDirs, error)) (cgroupDirs, error) {
+// sample reads the cgroup, locating it with find the first time.
+func (s *statsState) sample(find func() (cgroupDirs, error), withPids bool) (cgroupSample, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.dirs != nil {
-		return *s.dirs, nil
+	if s.cgroup == nil {
+		d, err := find()
+		if err != nil {
+			return cgroupSample{}, err
+		}
+		s.cgroup = newCgroupReader(d)
 	}
-	d, err := find()
-	if err != nil {
-		return cgroupDirs{}, err
+	return s.cgroup.read(withPids)
+}
+
+// release closes the cgroup's files, if open.
+func (s *statsState) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cgroup != nil {
+		s.cgroup.close()
+		s.cgroup = nil
 	}
-	s.dirs = &d
-	return d, nil
 }
 
 // nanoCores records a CPU sample and returns the average use, in
@@ -159,18 +169,15 @@ func (m *Manager) containerStats(ctx context.Context, c *Container, withPids boo
 		WritableLayer: m.writableLayer(ctx, c),
 	}
 	if c.snapshot().State != stateRunning {
+		c.stats.release()
 		return out, 0, nil
 	}
-	dirs, err := c.stats.cgroup(func() (cgroupDirs, error) { return m.containerCgroupDirs(c.cgroupsPath) })
-	if err != nil {
-		return out, 0, fmt.Errorf("cgroup of container %s: %w", c.id, err)
-	}
-	x, err := readCgroup(dirs, withPids)
+	x, err := c.stats.sample(func() (cgroupDirs, error) { return m.containerCgroupDirs(c.cgroupsPath) }, withPids)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return out, 0, nil // it exited and its cgroup went meanwhile
 		}
-		return out, 0, fmt.Errorf("read cgroup of container %s: %w", c.id, err)
+		return out, 0, fmt.Errorf("cgroup of container %s: %w", c.id, err)
 	}
 	out.Cpu, out.Memory = cgroupUsage(&c.stats, x)
 	return out, x.pids, nil
@@ -262,6 +269,7 @@ func (m *Manager) ListPodStats(ctx context.Context, f *runtimeapi.PodSandboxStat
 
 func (m *Manager) podStats(ctx context.Context, p *Pod) (*runtimeapi.PodSandboxStats, error) {
 	if !p.ready() {
+		p.stats.release()
 		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", p.id, errdefs.ErrFailedPrecondition)
 	}
 	cfg := p.config
@@ -272,22 +280,18 @@ func (m *Manager) podStats(ctx context.Context, p *Pod) (*runtimeapi.PodSandboxS
 		},
 		Linux: linux,
 	}
-	dirs, err := p.stats.cgroup(func() (cgroupDirs, error) {
+	x, err := p.stats.sample(func() (cgroupDirs, error) {
 		mgr, err := m.cgroupManager(p.cgroup, nil)
 		if err != nil {
 			return cgroupDirs{}, err
 		}
 		return cgroupDirsOf(mgr), nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cgroup of pod sandbox %s: %w", p.id, err)
-	}
-	x, err := readCgroup(dirs, false)
+	}, false)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		// removed meanwhile: no CPU or memory
 	case err != nil:
-		return nil, fmt.Errorf("read cgroup of pod sandbox %s: %w", p.id, err)
+		return nil, fmt.Errorf("cgroup of pod sandbox %s: %w", p.id, err)
 	default:
 		linux.Cpu, linux.Memory = cgroupUsage(&p.stats, x)
 	}

@@ -9,28 +9,40 @@ package sandbox
 //	v1 (also hybrid)                         v2
 //	cpuacct/cpuacct.usage      ns            cpu.stat usage_usec        µs
 //	memory/memory.usage_in_bytes             memory.current
-//	memory/memory.limit_in_bytes             memory.max ("max")
-//	memory/memory.stat total_inactive_file,  memory.stat inactive_file, anon,
-//	  total_rss, total_pgfault,                pgfault, pgmajfault
-//	  total_pgmajfault
+//	memory/memory.stat                       memory.max ("max"), memory.stat
+//	  hierarchical_memory_limit,               inactive_file, anon, pgfault,
+//	  total_inactive_file, total_rss,          pgmajfault
+//	  total_pgfault, total_pgmajfault
 //	pids/pids.current                        pids.current
+//
+// The files stay open between samples and are reread with one pread each:
+// opening, reading and closing a cgroup file anew costs about 30 µs here,
+// a pread 4 to 12 µs, and a list of 100 containers reads 300 of them. The
+// cgroup of a container that stopped is closed at its next sample; that
+// of a container or pod removed meanwhile when the garbage collector
+// drops it (os.File's finalizer). An open file does not keep a cgroup
+// from being removed: its reads then fail with ENODEV.
 //
 // The working set is usage less inactive file pages, as kubelet, cAdvisor
 // and containerd count it; available is the limit less the working set,
-// and 0 without a limit.
+// and 0 without a limit. On v1 the limit is the hierarchical one, so a
+// container without a limit of its own in a pod with one has the pod's.
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/cgroups"
 	cgmanager "github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/cgroups/systemd"
+	"golang.org/x/sys/unix"
 )
 
 // cgroupDirs are where one cgroup's stat files are, per controller. On v2
@@ -115,69 +127,116 @@ func (m *Manager) containerCgroupDirs(cgroupsPath string) (cgroupDirs, error) {
 	return cgroupDirsOf(mgr), nil
 }
 
-// readCgroup samples the cgroup in d. withPids also counts its tasks.
-// A controller that is not mounted leaves its part out; a cgroup that is
-// gone (its container exited and was cleaned up) is an error wrapping
+// cgroupReader reads one cgroup's stat files, kept open. It is not safe
+// for concurrent use.
+type cgroupReader struct {
+	v2 bool
+	// The files, nil where the controller is not mounted (memLimit also
+	// on v1, where memory.stat has the limit).
+	cpu, memUsage, memLimit, memStat, pids *statFile
+}
+
+// statBufs are the buffers cgroup files are read into: one per read in
+// flight rather than one per container.
+var statBufs = sync.Pool{New: func() any { return new([16 << 10]byte) }}
+
+func newCgroupReader(d cgroupDirs) *cgroupReader {
+	r := &cgroupReader{v2: d.v2}
+	file := func(dir, name string) *statFile {
+		if dir == "" {
+			return nil
+		}
+		return &statFile{path: filepath.Join(dir, name)}
+	}
+	if d.v2 {
+		r.cpu = file(d.cpu, "cpu.stat")
+		r.memUsage, r.memLimit = file(d.memory, "memory.current"), file(d.memory, "memory.max")
+	} else {
+		r.cpu = file(d.cpu, "cpuacct.usage")
+		r.memUsage = file(d.memory, "memory.usage_in_bytes")
+	}
+	r.memStat = file(d.memory, "memory.stat")
+	r.pids = file(d.pids, "pids.current")
+	return r
+}
+
+// close closes the files; the reader opens them again if read again.
+func (r *cgroupReader) close() {
+	for _, f := range []*statFile{r.cpu, r.memUsage, r.memLimit, r.memStat, r.pids} {
+		f.close()
+	}
+}
+
+// read samples the cgroup; withPids also counts its tasks. A controller
+// that is not mounted leaves its part out; a cgroup that is gone (its
+// container exited and was cleaned up) is an error wrapping
 // os.ErrNotExist.
-func readCgroup(d cgroupDirs, withPids bool) (cgroupSample, error) {
+func (r *cgroupReader) read(withPids bool) (cgroupSample, error) {
+	buf := statBufs.Get().(*[16 << 10]byte)
+	defer statBufs.Put(buf)
 	s := cgroupSample{at: time.Now()}
-	var err error
-	if d.cpu != "" {
-		if s.cpuNanos, err = readCPU(d); err != nil {
+	if r.cpu != nil {
+		data, err := r.cpu.read(buf[:])
+		if err != nil {
+			return s, err
+		}
+		if r.v2 {
+			usec, ok := statValue(data, "usage_usec")
+			if !ok {
+				return s, fmt.Errorf("%s: no usage_usec", r.cpu.path)
+			}
+			s.cpuNanos = usec * 1000
+		} else if s.cpuNanos, err = parseUint(r.cpu.path, data); err != nil {
 			return s, err
 		}
 		s.hasCPU = true
 	}
-	if d.memory != "" {
-		if s.memory, err = readMemory(d); err != nil {
+	if r.memStat != nil {
+		var err error
+		if s.memory, err = r.readMemory(buf[:]); err != nil {
 			return s, err
 		}
 		s.hasMem = true
 	}
-	if withPids && d.pids != "" {
-		if s.pids, err = readUintFile(filepath.Join(d.pids, "pids.current")); err != nil {
+	if withPids && r.pids != nil {
+		data, err := r.pids.read(buf[:])
+		if err != nil {
+			return s, err
+		}
+		if s.pids, err = parseUint(r.pids.path, data); err != nil {
 			return s, err
 		}
 	}
 	return s, nil
 }
 
-func readCPU(d cgroupDirs) (uint64, error) {
-	if !d.v2 {
-		return readUintFile(filepath.Join(d.cpu, "cpuacct.usage"))
-	}
-	data, err := os.ReadFile(filepath.Join(d.cpu, "cpu.stat"))
-	if err != nil {
-		return 0, err
-	}
-	usec, ok := statValue(data, "usage_usec")
-	if !ok {
-		return 0, fmt.Errorf("%s: no usage_usec", filepath.Join(d.cpu, "cpu.stat"))
-	}
-	return usec * 1000, nil
-}
-
-func readMemory(d cgroupDirs) (memorySample, error) {
+func (r *cgroupReader) readMemory(buf []byte) (memorySample, error) {
 	var s memorySample
-	usageFile, limitFile := "memory.current", "memory.max"
+	data, err := r.memUsage.read(buf)
+	if err != nil {
+		return s, err
+	}
+	if s.usage, err = parseUint(r.memUsage.path, data); err != nil {
+		return s, err
+	}
+	if r.memLimit != nil {
+		if data, err = r.memLimit.read(buf); err != nil {
+			return s, err
+		}
+		if s.limit, err = parseUint(r.memLimit.path, data); err != nil {
+			return s, err
+		}
+	}
+	if data, err = r.memStat.read(buf); err != nil {
+		return s, err
+	}
 	inactive, rss, pgfault, pgmajfault := "inactive_file", "anon", "pgfault", "pgmajfault"
-	if !d.v2 {
-		usageFile, limitFile = "memory.usage_in_bytes", "memory.limit_in_bytes"
+	if !r.v2 {
+		s.limit, _ = statValue(data, "hierarchical_memory_limit")
 		inactive, rss, pgfault, pgmajfault = "total_inactive_file", "total_rss", "total_pgfault", "total_pgmajfault"
-	}
-	var err error
-	if s.usage, err = readUintFile(filepath.Join(d.memory, usageFile)); err != nil {
-		return s, err
-	}
-	if s.limit, err = readUintFile(filepath.Join(d.memory, limitFile)); err != nil {
-		return s, err
 	}
 	if s.limit >= unlimitedMemory {
 		s.limit = 0
-	}
-	data, err := os.ReadFile(filepath.Join(d.memory, "memory.stat"))
-	if err != nil {
-		return s, err
 	}
 	s.inactiveFile, _ = statValue(data, inactive)
 	s.rss, _ = statValue(data, rss)
@@ -186,18 +245,55 @@ func readMemory(d cgroupDirs) (memorySample, error) {
 	return s, nil
 }
 
-// readUintFile reads a cgroup file holding one number; "max" (v2's "no
-// limit") reads as 0.
-func readUintFile(path string) (uint64, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
+// statFile is a cgroup file kept open and reread from its start.
+type statFile struct {
+	path string
+	f    *os.File
+	fd   int
+}
+
+// read rereads the file into buf and returns its content. A removed
+// cgroup's file is an error wrapping os.ErrNotExist.
+func (s *statFile) read(buf []byte) ([]byte, error) {
+	if s.f == nil {
+		f, err := os.Open(s.path)
+		if err != nil {
+			return nil, err
+		}
+		s.f, s.fd = f, int(f.Fd())
 	}
-	s := string(bytes.TrimSpace(data))
-	if s == "max" {
+	n, err := unix.Pread(s.fd, buf, 0)
+	for errors.Is(err, unix.EINTR) {
+		n, err = unix.Pread(s.fd, buf, 0)
+	}
+	if err != nil {
+		s.close()
+		if errors.Is(err, unix.ENODEV) {
+			err = fmt.Errorf("%w (cgroup removed)", os.ErrNotExist)
+		}
+		return nil, fmt.Errorf("read %s: %w", s.path, err)
+	}
+	if n == len(buf) {
+		return nil, fmt.Errorf("read %s: larger than %d bytes", s.path, len(buf))
+	}
+	return buf[:n], nil
+}
+
+func (s *statFile) close() {
+	if s != nil && s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+}
+
+// parseUint parses a cgroup file holding one number; "max" (v2's "no
+// limit") reads as 0.
+func parseUint(path string, data []byte) (uint64, error) {
+	v := string(bytes.TrimSpace(data))
+	if v == "max" {
 		return 0, nil
 	}
-	n, err := strconv.ParseUint(s, 10, 64)
+	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}

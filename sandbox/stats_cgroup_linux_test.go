@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -16,7 +17,7 @@ func TestReadCgroupParsesV1AndV2StatFiles(t *testing.T) {
 		workingSet, available uint64
 	}{
 		{
-			name: "v1 reads cpuacct, hierarchical memory.stat totals and pids",
+			name: "v1 reads cpuacct, memory.stat's hierarchical limit and totals, and pids",
 			dirs: cgroupDirs{cpu: "testdata/cgroup/v1/cpuacct", memory: "testdata/cgroup/v1/memory", pids: "testdata/cgroup/v1/pids"},
 			want: cgroupSample{cpuNanos: 5123456789, hasCPU: true, hasMem: true, pids: 3, memory: memorySample{
 				usage: 52428800, limit: 104857600, inactiveFile: 10485760, rss: 31457280, pageFaults: 7340, majorPageFaults: 12}},
@@ -41,7 +42,9 @@ func TestReadCgroupParsesV1AndV2StatFiles(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := readCgroup(tc.dirs, true)
+			r := newCgroupReader(tc.dirs)
+			defer r.close()
+			got, err := r.read(true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,9 +67,31 @@ func TestReadCgroupParsesV1AndV2StatFiles(t *testing.T) {
 
 func TestReadCgroupOfAGoneCgroupIsNotExist(t *testing.T) {
 	d := t.TempDir() + "/gone"
-	_, err := readCgroup(cgroupDirs{v2: true, cpu: d, memory: d, pids: d}, true)
+	_, err := newCgroupReader(cgroupDirs{v2: true, cpu: d, memory: d, pids: d}).read(true)
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("reading a removed cgroup: %v, want os.ErrNotExist", err)
+	}
+}
+
+func TestACgroupReaderRereadsItsOpenFiles(t *testing.T) {
+	d := t.TempDir()
+	write := func(usec string) {
+		if err := os.WriteFile(d+"/cpu.stat", []byte("usage_usec "+usec+"\nuser_usec 1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("1000")
+	r := newCgroupReader(cgroupDirs{v2: true, cpu: d})
+	defer r.close()
+	for _, usec := range []string{"1000", "2000000"} {
+		write(usec) // rewritten in place: the same inode, still open
+		s, err := r.read(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := strconv.ParseUint(usec, 10, 64); s.cpuNanos != want*1000 || !s.hasCPU || s.hasMem {
+			t.Errorf("after writing usage_usec %s: %+v", usec, s)
+		}
 	}
 }
 
