@@ -204,7 +204,7 @@ func (m *Manager) ListContainerStats(ctx context.Context, f *runtimeapi.Containe
 	m.mu.RLock()
 	var sel []*Container
 	for _, c := range m.containers {
-		if matchContainer(c, stateUnknown, cf) {
+		if matchContainer(c, stateUnknown, cf) { // cf has no state to match
 			sel = append(sel, c)
 		}
 	}
