@@ -148,7 +148,10 @@ func (d *Daemon) start(t testing.TB) {
 	}
 	defer log.Close()
 	fmt.Fprintf(log, "=== harness: starting berthd %s\n", time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(Binary(t), "--config", d.ConfigPath)
+	// berthd starts with signals ignored, as under make (32, 33) or nohup
+	// (HUP): containers must still start with default dispositions, and
+	// the container tests check that they do.
+	cmd := exec.Command("/bin/sh", "-c", `trap "" HUP USR2; exec "$0" "$@"`, Binary(t), "--config", d.ConfigPath)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start berthd: %v", err)
