@@ -144,6 +144,10 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	}
 	h, pid, err := m.startMonitor(ctx, c, mc)
 	if err != nil {
+		// The runtime may have made the container before the monitor
+		// failed or was killed: its processes would outlive it in the
+		// pod's cgroup.
+		_ = rt.Delete(cleanup, id, true)
 		return "", err
 	}
 	defer func() {

@@ -86,13 +86,14 @@ func (m *Manager) startMonitor(ctx context.Context, c *Container, mc monitorConf
 		return nil, 0, err
 	}
 
-	deadline := time.Now().Add(createTimeout)
-	if d, ok := ctx.Deadline(); ok {
-		deadline = d
-	}
-	_ = syncR.SetReadDeadline(deadline)
+	// The monitor gets createTimeout whatever the caller's deadline: a
+	// create cut short half-way would leave a container nobody tracks.
+	// If the caller has gone when it is done, the container is there under
+	// its name for kubelet to find and remove, as in containerd.
+	_ = syncR.SetReadDeadline(time.Now().Add(createTimeout))
 	var msg syncMessage
 	if err := json.NewDecoder(syncR).Decode(&msg); err != nil {
+		_ = unix.Kill(h.pid, unix.SIGKILL) // it may be stuck; the caller deletes what it made
 		<-h.exited
 		out, _ := os.ReadFile(filepath.Join(c.stateDir, monitorLogFile))
 		return nil, 0, fmt.Errorf("%s reported nothing (%v): %s", monitorRole, err, strings.TrimSpace(string(out)))

@@ -27,7 +27,13 @@ func TestLeaksReportsWhatADaemonLeftBehind(t *testing.T) {
 	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatal(err)
 	}
-	proc := exec.Command("sleep", "1000", d.Root)
+	// A process whose command line names the daemon's directory: sleep
+	// with an argv[0] under its root (sleep ignores its argv[0]).
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := &exec.Cmd{Path: sleep, Args: []string{filepath.Join(d.Root, "leaked-process"), "1000"}}
 	if err := proc.Start(); err != nil {
 		t.Fatal(err)
 	}
