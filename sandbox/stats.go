@@ -15,7 +15,9 @@ package sandbox
 //   - its last walk of the writable layer. A walk is reused for
 //     layerMinAge, or for 100 times as long as it took when that is
 //     longer (at most layerMaxAge): a container writing many small files
-//     costs a walk now and then, never a walk per poll.
+//     costs a walk now and then, never a walk per poll. A stale walk is
+//     answered while the next one runs in the background, so that no
+//     poll waits on a walk (the p99 of ListContainerStats did).
 //
 // A container that is not running reports its attributes and writable
 // layer but no CPU or memory, as containerd does. One that exits or goes
@@ -27,8 +29,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-runtime/berth/image"
@@ -51,11 +55,12 @@ type statsState struct {
 	lastCPU uint64
 	lastAt  time.Time
 
-	// layerMu serialises walks of the writable layer (containers only),
-	// so that concurrent callers share one; it guards the fields below.
+	// layerMu guards the last walk of the writable layer (containers
+	// only) and the walk running, if any.
 	layerMu   sync.Mutex
 	layer     image.Filesystem
 	layerTook time.Duration
+	layerWalk chan struct{} // closed when the running walk ends; nil when none runs
 }
 
 // sample reads the cgroup, locating it with find the first time.
@@ -104,22 +109,16 @@ func layerFresh(took time.Duration) time.Duration {
 	return min(max(layerMinAge, 100*took), layerMaxAge)
 }
 
-// writableLayer reports the container's writable layer, walking it only
-// when the last walk is older than layerFresh allows.
+// writableLayer reports the container's writable layer from its last walk
+// (see statsState.layerUsage).
 func (m *Manager) writableLayer(ctx context.Context, c *Container) *runtimeapi.FilesystemUsage {
-	s := &c.stats
-	s.layerMu.Lock()
-	defer s.layerMu.Unlock()
-	if s.layer.Timestamp.IsZero() || time.Since(s.layer.Timestamp) > layerFresh(s.layerTook) {
-		start := time.Now()
+	l := c.stats.layerUsage(ctx, func(ctx context.Context) (image.Filesystem, error) {
 		fs, err := m.images.SnapshotUsage(ctx, c.id)
-		if err != nil {
+		if err != nil && !errdefs.IsNotFound(err) {
 			m.log.Warn("writable layer usage", zap.String("container", c.id), zap.Error(err))
-		} else {
-			s.layer, s.layerTook = fs, time.Since(start)
 		}
-	}
-	l := s.layer
+		return fs, err
+	})
 	if l.Timestamp.IsZero() {
 		l.Timestamp = time.Now()
 	}
@@ -129,6 +128,43 @@ func (m *Manager) writableLayer(ctx context.Context, c *Container) *runtimeapi.F
 		UsedBytes:  &runtimeapi.UInt64Value{Value: l.UsedBytes},
 		InodesUsed: &runtimeapi.UInt64Value{Value: l.InodesUsed},
 	}
+}
+
+// layerUsage returns the last walk of the writable layer. When it is older
+// than layerFresh allows, a new walk starts in the background and the old
+// one is answered meanwhile, with its own timestamp: a poll never waits for
+// a walk, except the container's first, which has nothing to answer with.
+// One walk runs at a time; callers share it.
+func (s *statsState) layerUsage(ctx context.Context, walk func(context.Context) (image.Filesystem, error)) image.Filesystem {
+	s.layerMu.Lock()
+	stale := s.layer.Timestamp.IsZero() || time.Since(s.layer.Timestamp) > layerFresh(s.layerTook)
+	if stale && s.layerWalk == nil {
+		done := make(chan struct{})
+		s.layerWalk = done
+		go func() {
+			start := time.Now()
+			fs, err := walk(context.WithoutCancel(ctx))
+			s.layerMu.Lock()
+			if err == nil {
+				s.layer, s.layerTook = fs, time.Since(start)
+			}
+			s.layerWalk = nil
+			s.layerMu.Unlock()
+			close(done)
+		}()
+	}
+	l, running := s.layer, s.layerWalk
+	s.layerMu.Unlock()
+	if l.Timestamp.IsZero() && running != nil {
+		select {
+		case <-running:
+		case <-ctx.Done():
+		}
+		s.layerMu.Lock()
+		l = s.layer
+		s.layerMu.Unlock()
+	}
+	return l
 }
 
 // cgroupUsage turns a cgroup sample into the CRI's CPU and memory usage;
@@ -213,22 +249,48 @@ func (m *Manager) ListContainerStats(ctx context.Context, f *runtimeapi.Containe
 }
 
 // statsOf reports containers, oldest first, adding their task counts to
-// pids when it is not nil.
+// pids when it is not nil. Reading a cgroup's files is kernel time (v1's
+// memory.stat most), about 25 µs a container here, so a long list is read
+// by one goroutine a CPU.
 func (m *Manager) statsOf(ctx context.Context, cs []*Container, pids *uint64) []*runtimeapi.ContainerStats {
 	sort.Slice(cs, func(i, j int) bool { return cs[i].createdAt.Before(cs[j].createdAt) })
-	out := make([]*runtimeapi.ContainerStats, 0, len(cs))
-	for _, c := range cs {
-		st, n, err := m.containerStats(ctx, c, pids != nil)
+	out := make([]*runtimeapi.ContainerStats, len(cs))
+	counts := make([]uint64, len(cs))
+	one := func(i int) {
+		st, n, err := m.containerStats(ctx, cs[i], pids != nil)
 		if err != nil {
-			m.log.Warn("container stats", zap.String("container", c.id), zap.Error(err))
+			m.log.Warn("container stats", zap.String("container", cs[i].id), zap.Error(err))
 		}
-		if pids != nil {
+		out[i], counts[i] = st, n
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(cs)/statsPerWorker)
+	if workers < 2 {
+		for i := range cs {
+			one(i)
+		}
+	} else {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for i := int(next.Add(1)) - 1; i < len(cs); i = int(next.Add(1)) - 1 {
+					one(i)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if pids != nil {
+		for _, n := range counts {
 			*pids += n
 		}
-		out = append(out, st)
 	}
 	return out
 }
+
+// statsPerWorker is how many containers make reading them from another
+// goroutine worth it.
+const statsPerWorker = 16
 
 // PodStats reports the pod of an ID or unique ID prefix: its cgroup's CPU
 // and memory, its network interfaces, and its containers. A pod that is

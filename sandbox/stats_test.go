@@ -1,0 +1,73 @@
+package sandbox
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/berth-runtime/berth/image"
+)
+
+// TestLayerUsageAnswersAStaleWalkWhileTheNextRuns: the first call waits
+// for its walk; once that walk is stale, a call starts the next one and
+// answers the old figures at once; every caller shares the running walk;
+// later calls see the new figures.
+func TestLayerUsageAnswersAStaleWalkWhileTheNextRuns(t *testing.T) {
+	var s statsState
+	walks := 0
+	release := make(chan struct{})
+	walk := func(used uint64, block bool) func(context.Context) (image.Filesystem, error) {
+		return func(context.Context) (image.Filesystem, error) {
+			walks++
+			if block {
+				<-release
+			}
+			return image.Filesystem{UsedBytes: used, Timestamp: time.Now()}, nil
+		}
+	}
+	ctx := context.Background()
+
+	if got := s.layerUsage(ctx, walk(1, false)); got.UsedBytes != 1 {
+		t.Fatalf("first call = %d bytes, want the first walk's 1", got.UsedBytes)
+	}
+	if got := s.layerUsage(ctx, walk(99, false)); got.UsedBytes != 1 || walks != 1 {
+		t.Fatalf("fresh walk: %d bytes after %d walks, want 1 after 1", got.UsedBytes, walks)
+	}
+
+	// Age the walk past layerFresh: the next call answers 1 while a
+	// blocked walk runs, and a call meanwhile starts no other.
+	s.layerMu.Lock()
+	s.layer.Timestamp = time.Now().Add(-layerMaxAge - time.Second)
+	s.layerMu.Unlock()
+	answered := make(chan uint64)
+	go func() { answered <- s.layerUsage(ctx, walk(2, true)).UsedBytes }()
+	select {
+	case got := <-answered:
+		if got != 1 {
+			t.Fatalf("stale call = %d bytes, want the last walk's 1", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a call waited for the background walk")
+	}
+	if got := s.layerUsage(ctx, walk(3, false)).UsedBytes; got != 1 {
+		t.Fatalf("call during the walk = %d bytes, want 1", got)
+	}
+	close(release)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.layerMu.Lock()
+		done := s.layerWalk == nil
+		s.layerMu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background walk did not end")
+		}
+	}
+	if walks != 2 {
+		t.Errorf("%d walks, want 2 (the call during the walk must share it)", walks)
+	}
+	if got := s.layerUsage(ctx, walk(4, false)).UsedBytes; got != 2 {
+		t.Errorf("after the walk = %d bytes, want its 2", got)
+	}
+}
