@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/cgroups"
 	_ "github.com/opencontainers/cgroups/devices" // device rules on v1 and v2 (eBPF)
@@ -138,7 +139,7 @@ func CgroupResources(r *specs.LinuxResources) (*cgroups.Resources, error) {
 		if m.Reservation != nil {
 			out.MemoryReservation = *m.Reservation
 		}
-		if m.Swap != nil && swapAccounting() {
+		if m.Swap != nil && SwapAccounting() {
 			out.MemorySwap = *m.Swap
 		}
 		out.MemorySwappiness = m.Swappiness
@@ -228,28 +229,43 @@ func CgroupResources(r *specs.LinuxResources) (*cgroups.Resources, error) {
 	return out, nil
 }
 
-// swapAccounting reports whether the kernel accounts swap per cgroup
-// (memory.memsw.* on v1); without it a swap limit cannot be set, and
-// containerd leaves it out too.
-func swapAccounting() bool {
-	if cgroups.IsCgroup2UnifiedMode() {
-		return true
-	}
-	_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
-	return err == nil
+// hostCgroupFacts are what the host's cgroups can take. They are fixed
+// at boot, so they are read once, not on every container create.
+type hostCgroupFacts struct {
+	swap, hugetlb, unifiedMemory bool
 }
+
+var hostCgroups = sync.OnceValue(func() hostCgroupFacts {
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	controllers, _ := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
+	v2 := strings.Fields(string(controllers))
+	var f hostCgroupFacts
+	f.unifiedMemory = slices.Contains(v2, "memory")
+	// v1 accounts swap where memory.memsw.* exists; on v2 the root has no
+	// memory.swap.max, but a child cgroup has one when swap is accounted.
+	f.swap = exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") ||
+		exists("/sys/fs/cgroup/memory.swap.max") ||
+		(f.unifiedMemory && exists("/sys/fs/cgroup/system.slice/memory.swap.max"))
+	// On a hybrid host hugetlb may sit on the otherwise empty cgroup2
+	// mount, where runc cannot use it: it counts only on a unified host.
+	if cgroups.IsCgroup2UnifiedMode() {
+		f.hugetlb = slices.Contains(v2, "hugetlb")
+	} else {
+		f.hugetlb = exists("/sys/fs/cgroup/hugetlb")
+	}
+	return f
+})
+
+// SwapAccounting reports whether the kernel accounts swap per cgroup;
+// without it a swap limit cannot be set, and containerd leaves it out too.
+func SwapAccounting() bool { return hostCgroups().swap }
+
+// UnifiedMemory reports whether the memory controller is on cgroup v2
+// (unified keys for memory pass through only then).
+func UnifiedMemory() bool { return hostCgroups().unifiedMemory }
 
 // HugetlbAvailable reports whether container cgroups can take hugepage
 // limits: a hugetlb v1 hierarchy, or hugetlb among the v2 controllers on a
-// unified host. (On a hybrid host like this project's test machine hugetlb
-// sits on the otherwise empty cgroup2 mount, where runc cannot use it.)
-// Spec generators should leave hugepage limits out when it is false, as
-// containerd does: external runtimes refuse them.
-func HugetlbAvailable() bool {
-	if cgroups.IsCgroup2UnifiedMode() {
-		b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
-		return err == nil && slices.Contains(strings.Fields(string(b)), "hugetlb")
-	}
-	_, err := os.Stat("/sys/fs/cgroup/hugetlb")
-	return err == nil
-}
+// unified host. Spec generators should leave hugepage limits out when it
+// is false, as containerd does: external runtimes refuse them.
+func HugetlbAvailable() bool { return hostCgroups().hugetlb }

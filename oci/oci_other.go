@@ -39,3 +39,9 @@ func ExecMain() { panic("berth-exec: needs Linux") }
 
 // HugetlbAvailable is false where there are no cgroups.
 func HugetlbAvailable() bool { return false }
+
+// SwapAccounting is false where there are no cgroups.
+func SwapAccounting() bool { return false }
+
+// UnifiedMemory is false where there are no cgroups.
+func UnifiedMemory() bool { return false }

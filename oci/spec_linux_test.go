@@ -145,7 +145,7 @@ func TestToResources(t *testing.T) {
 		ok   bool
 	}{
 		{"memory limit", r.Memory == 100},
-		{"swap when the kernel accounts it", !swapAccounting() || r.MemorySwap == 200},
+		{"swap when the kernel accounts it", !SwapAccounting() || r.MemorySwap == 200},
 		{"cpu shares, quota, period and cpuset", r.CpuShares == 256 && r.CpuQuota == 5000 && r.CpuPeriod == 10000 && r.CpusetCpus == "0"},
 		{"a pids limit of 0 is no limit", r.PidsLimit != nil && *r.PidsLimit == -1},
 		{"device rules keep order and wildcards", len(r.Devices) == 2 && r.Devices[0].Type == 'a' && r.Devices[0].Major == -1 && r.Devices[1].Major == 1 && r.Devices[1].Minor == 3 && r.Devices[1].Allow},

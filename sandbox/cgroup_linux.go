@@ -200,7 +200,7 @@ func podResources(linux *runtimeapi.LinuxPodSandboxConfig, hugetlb bool) *cgroup
 	}
 	for _, h := range r.GetHugepageLimits() {
 		if !hugetlb {
-			break
+			break // nothing could take them (see specInput.Hugetlb)
 		}
 		res.HugetlbLimit = append(res.HugetlbLimit, &cgroups.HugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
 	}

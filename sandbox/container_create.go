@@ -114,7 +114,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 
 	in := specInput{
 		ID: id, Config: cfg, Image: img.Config, Pod: pod, Rootfs: rootfs,
-		SwapAccounting: swapAccounting(), Unified: unifiedMemory(), Hugetlb: oci.HugetlbAvailable(),
+		SwapAccounting: oci.SwapAccounting(), Unified: oci.UnifiedMemory(), Hugetlb: oci.HugetlbAvailable(),
 		Systemd: m.cfg.CgroupDriver == "systemd",
 	}
 	if in.RestrictOOM, err = restrictOOM(m.cfg.RestrictOOMScoreAdj); err != nil {
@@ -255,27 +255,4 @@ func unmountRootfs(p string) error {
 			return fmt.Errorf("unmount %s: %w", p, err)
 		}
 	}
-}
-
-// swapAccounting says whether the memory cgroup can limit memory+swap.
-func swapAccounting() bool {
-	for _, p := range []string{"/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", "/sys/fs/cgroup/memory.swap.max"} {
-		if _, err := os.Stat(p); err == nil {
-			return true
-		}
-	}
-	// On v2 the root has no memory.swap.max; a child cgroup does when
-	// swap accounting is on.
-	return unifiedMemory() && fileExists("/sys/fs/cgroup/system.slice/memory.swap.max")
-}
-
-// unifiedMemory says the memory controller is on cgroup v2.
-func unifiedMemory() bool {
-	b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
-	return err == nil && strings.Contains(string(b), "memory")
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

@@ -29,7 +29,7 @@ func (m *Manager) UpdateContainerResources(ctx context.Context, id string, r *ru
 		return fmt.Errorf("updating resources with the systemd cgroup driver: %w", errdefs.ErrNotImplemented)
 	}
 	var lr specs.LinuxResources
-	in := specInput{SwapAccounting: swapAccounting(), Unified: unifiedMemory(), Hugetlb: oci.HugetlbAvailable()}
+	in := specInput{SwapAccounting: oci.SwapAccounting(), Unified: oci.UnifiedMemory(), Hugetlb: oci.HugetlbAvailable()}
 	if err := linuxResources(&lr, r, in); err != nil {
 		return err
 	}
