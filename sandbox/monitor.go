@@ -27,8 +27,9 @@ package sandbox
 // last as long as the container. So after step 3 the monitor execs itself
 // into the C program of package monitorc, which does them with a fraction
 // of the memory (about 1 MiB of RSS instead of 16), on the same files and
-// protocol. Where that cannot run (a berthd built without cgo, or a failed
-// exec) the Go code here does them (monitor_run.go).
+// protocol. If the exec fails the Go code does them (monitor_run.go); the
+// tests also run it as the reference the C program must match. (berthd
+// itself needs cgo: see oci/nsenter/nsenter_nocgo.go.)
 //
 // Its files, in <state>/containers/<id>/:
 //

@@ -29,8 +29,10 @@ func (mon *monitor) run(dir string, pid int) error {
 		err := monitorc.Exec(mon.handoff(dir, pid)) // returns only on failure
 		fmt.Fprintf(os.Stderr, "berth-monitor: staying in Go: %v\n", err)
 	}
+	// Only a failed exec (or a test) gets here: the Go monitor keeps its
+	// startup memory, the price of carrying on rather than losing the
+	// container's output and exit status.
 	mon.start()
-	trimMemory()
 	st := mon.wait(pid)
 	return writeJSONAtomic(filepath.Join(dir, exitFile), st)
 }

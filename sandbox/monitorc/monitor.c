@@ -310,6 +310,19 @@ static void go_time(struct timespec t, char *out, size_t len) {
 		snprintf(out + o, len - o, "%c%02ld:%02ld", off < 0 ? '-' : '+', labs(off) / 3600, labs(off) % 3600 / 60);
 }
 
+// exit_failed gives up writing exit.json: it closes fd (if open), removes
+// the temporary file and dies with the error that stopped it.
+static void exit_failed(int fd, const char *tmp) __attribute__((noreturn));
+static void exit_failed(int fd, const char *tmp) {
+	int e = errno;
+
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	errno = e;
+	die("write " EXIT_FILE);
+}
+
 // write_exit writes exit.json in the current directory (the container's
 // state directory) atomically: a synced temporary file renamed over it,
 // then the directory synced. The fields are sandbox.exitStatus's.
@@ -329,16 +342,14 @@ static void write_exit(struct wait_status *ws, int oom) {
 		ssize_t w = write(fd, json + o, n - o);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w < 0) {
-			unlink(tmp);
-			die("write " EXIT_FILE);
-		}
+		if (w < 0)
+			exit_failed(fd, tmp);
 		o += w;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, EXIT_FILE) < 0) {
-		unlink(tmp);
-		die("write " EXIT_FILE);
-	}
+	if (fsync(fd) < 0)
+		exit_failed(fd, tmp);
+	if (close(fd) < 0 || rename(tmp, EXIT_FILE) < 0)
+		exit_failed(-1, tmp);
 	dir = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir >= 0) {
 		fsync(dir);

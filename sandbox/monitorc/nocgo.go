@@ -3,5 +3,6 @@
 package monitorc
 
 // Available says whether the C monitor is built into this binary: not
-// without cgo, where monitors stay Go for their whole life.
+// without cgo. Only package sandbox and its tests build so; berthd does
+// not (oci/nsenter needs cgo too).
 const Available = false
