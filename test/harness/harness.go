@@ -12,7 +12,6 @@
 package harness
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -32,6 +31,8 @@ import (
 	"time"
 
 	"github.com/berth-runtime/berth/cmd/berthd/config"
+	"github.com/berth-runtime/berth/test/hostnet"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -258,6 +259,7 @@ func (d *Daemon) teardown(t testing.TB) {
 		t.Errorf("berthd %s left behind:\n  %s\nlog: %s", d.Tag, strings.Join(leaks, "\n  "), d.LogPath)
 		d.removeLeaks()
 	}
+	d.removeTagCgroups()
 	// The default network's bridge outlives its pods, as with every CNI
 	// bridge; it is the harness's to remove, not a leak.
 	exec.Command("ip", "link", "del", d.Config.CNI.DefaultBridge, "type", "bridge").Run()
@@ -302,7 +304,11 @@ func (d *Daemon) removeLeaks() {
 	cgs := d.cgroups()
 	sort.Sort(sort.Reverse(sort.StringSlice(cgs)))
 	for _, c := range cgs {
-		for i := 0; i < 50 && os.Remove(c) != nil && !errors.Is(os.Remove(c), os.ErrNotExist); i++ {
+		// A killed process leaves its cgroup a moment after it dies.
+		for i := 0; i < 50; i++ {
+			if err := os.Remove(c); err == nil || errors.Is(err, os.ErrNotExist) {
+				break
+			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
@@ -313,11 +319,10 @@ func (d *Daemon) removeLeaks() {
 
 // mounts lists mount points under the daemon's directory.
 func (d *Daemon) mounts() []string {
-	var out []string
-	for _, m := range mountPoints() {
-		if m == d.Dir || strings.HasPrefix(m, d.Dir+"/") {
-			out = append(out, m)
-		}
+	infos, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(d.Dir))
+	out := make([]string, 0, len(infos))
+	for _, m := range infos {
+		out = append(out, m.Mountpoint)
 	}
 	return out
 }
@@ -361,11 +366,16 @@ func (d *Daemon) cgroups() []string {
 			})
 		}
 	}
-	// The tag directories themselves are removed here once empty.
-	for _, h := range hier {
+	return out
+}
+
+// removeTagCgroups removes the (empty) tag directories themselves, which
+// go with the daemon.
+func (d *Daemon) removeTagCgroups() {
+	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, h := range append(hier, "/sys/fs/cgroup") {
 		os.Remove(filepath.Join(h, d.Tag))
 	}
-	return out
 }
 
 func cmdline(pid int) string {
@@ -373,61 +383,14 @@ func cmdline(pid int) string {
 	return strings.TrimSpace(string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})))
 }
 
-// mountPoints lists the mount points of this mount namespace, unescaped.
-func mountPoints() []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) > 4 {
-			out = append(out, unescapeOctal(fields[4]))
-		}
-	}
-	return out
-}
-
-// unescapeOctal undoes mountinfo's \NNN escapes of spaces and the like.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// veths lists the veth interfaces on the daemon's default bridge: the
-// host ends of its pods' networks. Other daemons' veths are not its own.
+// veths lists the interfaces left on the daemon's default bridge: the host
+// ends of its pods' veths. Other daemons' veths are not its own.
 func (d *Daemon) veths() []string {
-	b, err := exec.Command("ip", "-o", "link", "show", "master", d.Config.CNI.DefaultBridge, "type", "veth").Output()
+	ports, err := hostnet.Ports(d.Config.CNI.DefaultBridge)
 	if err != nil {
-		return nil // no such bridge: no veths on it
+		return []string{err.Error()}
 	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		// "7: vethabc@if2: <BROADCAST,...> ..."
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			continue
-		}
-		name, _, _ := strings.Cut(strings.TrimSuffix(fields[1], ":"), "@")
-		out = append(out, name)
-	}
-	return out
+	return ports
 }
 
 var subnetSeq atomic.Uint32

@@ -6,6 +6,7 @@
 package hostnet
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -18,12 +19,21 @@ import (
 // veths); none when the bridge does not exist.
 func BridgePorts(t testing.TB, bridge string) []string {
 	t.Helper()
+	ports, err := Ports(bridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ports
+}
+
+// Ports is BridgePorts for callers without a test.
+func Ports(bridge string) ([]string, error) {
 	out, err := exec.Command("ip", "-o", "link", "show", "master", bridge).CombinedOutput()
 	if err != nil {
 		if strings.Contains(string(out), "does not exist") {
-			return nil
+			return nil, nil
 		}
-		t.Fatalf("ip link show master %s: %v: %s", bridge, err, out)
+		return nil, fmt.Errorf("ip link show master %s: %v: %s", bridge, err, out)
 	}
 	var ports []string
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
@@ -31,7 +41,7 @@ func BridgePorts(t testing.TB, bridge string) []string {
 			ports = append(ports, strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":"))
 		}
 	}
-	return ports
+	return ports, nil
 }
 
 // Reservations lists the addresses host-local holds in dir, its store for
