@@ -142,7 +142,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		CgroupsPath: spec.Linux.CgroupsPath, LogPath: c.logPath,
 		Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(), Tty: cfg.GetTty(),
 	}
-	h, pid, err := m.startMonitor(ctx, c, mc)
+	h, pid, err := m.startMonitor(c, mc)
 	if err != nil {
 		// The runtime may have made the container before the monitor
 		// failed or was killed: its processes would outlive it in the

@@ -48,8 +48,9 @@ type monitorHandle struct {
 
 // startMonitor starts the container's monitor, which creates the
 // container, and returns once the container exists (with its PID) or
-// creating it failed. The monitor outlives berthd.
-func (m *Manager) startMonitor(ctx context.Context, c *Container, mc monitorConfig) (_ *monitorHandle, pid int, retErr error) {
+// creating it failed, within createTimeout whatever the caller's deadline
+// (see below). The monitor outlives berthd.
+func (m *Manager) startMonitor(c *Container, mc monitorConfig) (_ *monitorHandle, pid int, retErr error) {
 	if err := writeJSONAtomic(filepath.Join(c.stateDir, monitorConfigFile), mc); err != nil {
 		return nil, 0, err
 	}
