@@ -225,6 +225,7 @@ func (m *Manager) removeContainer(ctx context.Context, c *Container) error {
 	delete(m.containers, c.id)
 	m.ctrIDs.remove(c.id)
 	m.mu.Unlock()
+	c.stats.remove()
 	c.mu.Lock()
 	if c.monitor != nil {
 		c.monitor.release()

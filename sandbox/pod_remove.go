@@ -37,6 +37,7 @@ func (m *Manager) RemovePod(ctx context.Context, id string) error {
 		delete(m.podNames, name)
 	}
 	m.mu.Unlock()
+	p.stats.remove()
 	m.log.Info("pod removed", zap.String("sandbox", p.id))
 	return nil
 }

@@ -52,6 +52,7 @@ type statsState struct {
 	// mu guards the fields below.
 	mu      sync.Mutex
 	cgroup  *cgroupReader // nil until first needed, and after the container stopped
+	removed bool          // its container or pod was removed: open nothing again
 	lastCPU uint64
 	lastAt  time.Time
 
@@ -63,12 +64,17 @@ type statsState struct {
 	layerWalk chan struct{} // closed when the running walk ends; nil when none runs
 }
 
-// sample reads the cgroup, locating it with find the first time.
-func (s *statsState) sample(find func() (cgroupDirs, error), withPids bool) (cgroupSample, error) {
+// sampleCgroup reads s's cgroup, the one at cgroupPath (a container's
+// cgroups path or a pod's cgroup), locating it the first time. Once s's
+// owner is removed it reads nothing: an error wrapping os.ErrNotExist.
+func (m *Manager) sampleCgroup(s *statsState, cgroupPath string, withPids bool) (cgroupSample, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.removed {
+		return cgroupSample{}, fmt.Errorf("cgroup %s: %w (removed)", cgroupPath, os.ErrNotExist)
+	}
 	if s.cgroup == nil {
-		d, err := find()
+		d, err := m.locateCgroup(cgroupPath)
 		if err != nil {
 			return cgroupSample{}, err
 		}
@@ -77,7 +83,8 @@ func (s *statsState) sample(find func() (cgroupDirs, error), withPids bool) (cgr
 	return s.cgroup.read(withPids)
 }
 
-// release closes the cgroup's files, if open.
+// release closes the cgroup's files, if open; a later sample opens them
+// again.
 func (s *statsState) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -85,6 +92,15 @@ func (s *statsState) release() {
 		s.cgroup.close()
 		s.cgroup = nil
 	}
+}
+
+// remove closes the cgroup's files for good: the container or pod is
+// removed, and a stats call still holding it must not open them again.
+func (s *statsState) remove() {
+	s.mu.Lock()
+	s.removed = true
+	s.mu.Unlock()
+	s.release()
 }
 
 // nanoCores records a CPU sample and returns the average use, in
@@ -208,7 +224,7 @@ func (m *Manager) containerStats(ctx context.Context, c *Container, withPids boo
 		c.stats.release()
 		return out, 0, nil
 	}
-	x, err := c.stats.sample(func() (cgroupDirs, error) { return m.containerCgroupDirs(c.cgroupsPath) }, withPids)
+	x, err := m.sampleCgroup(&c.stats, c.cgroupsPath, withPids)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return out, 0, nil // it exited and its cgroup went meanwhile
@@ -342,13 +358,7 @@ func (m *Manager) podStats(ctx context.Context, p *Pod) (*runtimeapi.PodSandboxS
 		},
 		Linux: linux,
 	}
-	x, err := p.stats.sample(func() (cgroupDirs, error) {
-		mgr, err := m.cgroupManager(p.cgroup, nil)
-		if err != nil {
-			return cgroupDirs{}, err
-		}
-		return cgroupDirsOf(mgr), nil
-	}, false)
+	x, err := m.sampleCgroup(&p.stats, p.cgroup, false)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		// removed meanwhile: no CPU or memory

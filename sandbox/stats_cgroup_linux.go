@@ -18,10 +18,10 @@ package sandbox
 // The files stay open between samples and are reread with one pread each:
 // opening, reading and closing a cgroup file anew costs about 30 µs here,
 // a pread 4 to 12 µs, and a list of 100 containers reads 300 of them. The
-// cgroup of a container that stopped is closed at its next sample; that
-// of a container or pod removed meanwhile when the garbage collector
-// drops it (os.File's finalizer). An open file does not keep a cgroup
-// from being removed: its reads then fail with ENODEV.
+// cgroup of a container that stopped is closed at its next sample, and
+// that of a container or pod when it is removed (statsState.remove). An
+// open file does not keep a cgroup from being removed: its reads then
+// fail with ENODEV.
 //
 // The working set is usage less inactive file pages, as kubelet, cAdvisor
 // and containerd count it; available is the limit less the working set,
@@ -41,7 +41,6 @@ import (
 
 	"github.com/opencontainers/cgroups"
 	cgmanager "github.com/opencontainers/cgroups/manager"
-	"github.com/opencontainers/cgroups/systemd"
 	"golang.org/x/sys/unix"
 )
 
@@ -88,43 +87,38 @@ func (s memorySample) available() uint64 {
 	return s.limit - ws
 }
 
-// cgroupDirsOf finds the directories of a cgroup from the library's
-// manager of it.
-func cgroupDirsOf(mgr cgroups.Manager) cgroupDirs {
-	paths := mgr.GetPaths()
-	if cgroups.IsCgroup2UnifiedMode() {
-		d := paths[""]
-		return cgroupDirs{v2: true, cpu: d, memory: d, pids: d}
+// locateCgroup finds the directories of a cgroup from its path: a pod's
+// cgroup (a path under every hierarchy for cgroupfs, a slice for systemd)
+// or a container's cgroups path ("slice:prefix:name", a scope, for
+// systemd). The library's manager resolves it as cgroupManager does, and
+// rejects a bad slice.
+func (m *Manager) locateCgroup(p string) (cgroupDirs, error) {
+	parts := strings.Split(p, ":")
+	if m.cfg.CgroupDriver == "systemd" && len(parts) != 1 && len(parts) != 3 {
+		return cgroupDirs{}, fmt.Errorf("systemd cgroups path %q: want slice:prefix:name", p)
 	}
-	return cgroupDirs{cpu: paths["cpuacct"], memory: paths["memory"], pids: paths["pids"]}
-}
-
-// containerCgroupDirs locates the cgroup a container's runtime made from
-// its spec's cgroups path: a path under every hierarchy for cgroupfs,
-// "slice:prefix:name" for systemd.
-func (m *Manager) containerCgroupDirs(cgroupsPath string) (cgroupDirs, error) {
-	if m.cfg.CgroupDriver != "systemd" {
-		mgr, err := m.cgroupManager(cgroupsPath, nil)
+	var mgr cgroups.Manager
+	var err error
+	if m.cfg.CgroupDriver == "systemd" && len(parts) == 3 {
+		mgr, err = cgmanager.New(&cgroups.Cgroup{
+			Parent: parts[0], ScopePrefix: parts[1], Name: parts[2], Systemd: true,
+			Resources: &cgroups.Resources{SkipDevices: true},
+		})
 		if err != nil {
-			return cgroupDirs{}, err
+			err = fmt.Errorf("cgroup %s: %w", p, err)
 		}
-		return cgroupDirsOf(mgr), nil
+	} else {
+		mgr, err = m.cgroupManager(p, nil) // wraps its error
 	}
-	parts := strings.Split(cgroupsPath, ":")
-	if len(parts) != 3 {
-		return cgroupDirs{}, fmt.Errorf("systemd cgroups path %q: want slice:prefix:name", cgroupsPath)
-	}
-	if _, err := systemd.ExpandSlice(parts[0]); err != nil {
-		return cgroupDirs{}, fmt.Errorf("systemd cgroups path %q: %w", cgroupsPath, err)
-	}
-	mgr, err := cgmanager.New(&cgroups.Cgroup{
-		Parent: parts[0], ScopePrefix: parts[1], Name: parts[2], Systemd: true,
-		Resources: &cgroups.Resources{SkipDevices: true},
-	})
 	if err != nil {
-		return cgroupDirs{}, fmt.Errorf("cgroup %s: %w", cgroupsPath, err)
+		return cgroupDirs{}, err
 	}
-	return cgroupDirsOf(mgr), nil
+	paths := mgr.GetPaths()
+	if cgroups.IsCgroup2UnifiedMode() { // not paths[""]: hybrid v1 has one too
+		d := paths[""]
+		return cgroupDirs{v2: true, cpu: d, memory: d, pids: d}, nil
+	}
+	return cgroupDirs{cpu: paths["cpuacct"], memory: paths["memory"], pids: paths["pids"]}, nil
 }
 
 // cgroupReader reads one cgroup's stat files, kept open. It is not safe

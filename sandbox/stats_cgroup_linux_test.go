@@ -154,3 +154,29 @@ func TestLayerWalksAreReusedLongerTheLongerTheyTake(t *testing.T) {
 		})
 	}
 }
+
+func TestRemovingClosesTheCgroupFilesForGood(t *testing.T) {
+	d := t.TempDir()
+	if err := os.WriteFile(d+"/cpu.stat", []byte("usage_usec 1000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := newCgroupReader(cgroupDirs{v2: true, cpu: d})
+	s := &statsState{cgroup: r}
+	if _, err := r.read(false); err != nil {
+		t.Fatal(err)
+	}
+	if r.cpu.f == nil {
+		t.Fatal("cpu.stat is not kept open after a read")
+	}
+	s.remove() // the container or pod is removed
+	if r.cpu.f != nil || s.cgroup != nil {
+		t.Error("cpu.stat is still open after remove")
+	}
+	// A stats call that still holds the container opens nothing again.
+	if _, err := (&Manager{}).sampleCgroup(s, d, false); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("sampling a removed container's cgroup: %v, want os.ErrNotExist", err)
+	}
+	if s.cgroup != nil {
+		t.Error("a sample after remove opened the cgroup again")
+	}
+}
