@@ -55,7 +55,7 @@ static int nstreams;
 static struct conn conns[MAX_CONNS];
 static struct crilog crilog = {.fd = -1};
 
-static void die(const char *what) {
+__attribute__((noreturn)) static void die(const char *what) {
 	dprintf(2, "berth-monitor-c: %s: %s\n", what, lower_error(errno));
 	_exit(1);
 }
