@@ -6,7 +6,9 @@ package integration
 // pod's stats carry its cgroup, its eth0 counters and its containers.
 
 import (
+	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -329,4 +331,40 @@ func testStats(t *testing.T, e *netEnv, handler string) {
 		}
 		mustRemovePod(t, e.d, p.pod)
 	})
+}
+
+// TestStatsLeaveNoCgroupFileOpenOnceThePodIsRemoved: stats keep a running
+// container's and pod's cgroup files open between polls; removing the pod,
+// running container and all, must close them, so that berthd holds nothing
+// of a cgroup that is gone (or that kubelet will remove).
+func TestStatsLeaveNoCgroupFileOpenOnceThePodIsRemoved(t *testing.T) {
+	d := startPodDaemon(t)
+	image := pullPodTestImage(t, d)
+	cfg := podConfig(d, "stats-fds")
+	pod := mustRunPod(t, d, cfg)
+	ctr := startPodContainer(t, d, pod, cfg, "sleeper", image, runtimeapi.NamespaceMode_CONTAINER, "sleep", "3600")
+	p := &ctrEnv{d: d}
+	mustContainerStats(t, p, ctr)
+	mustPodSandboxStats(t, p, pod)
+
+	// Files of this pod's cgroup open in berthd, by their paths.
+	cgroup := cfg.GetLinux().GetCgroupParent()
+	open := func() []string {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.Pid()))
+		var out []string
+		for _, fd := range fds {
+			target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", d.Pid(), fd.Name()))
+			if err == nil && strings.HasPrefix(target, "/sys/fs/cgroup/") && strings.Contains(target, cgroup) {
+				out = append(out, target)
+			}
+		}
+		return out
+	}
+	if len(open()) == 0 {
+		t.Fatalf("no file of cgroup %s open in berthd after stats: the check below would prove nothing", cgroup)
+	}
+	mustRemovePod(t, d, pod)
+	if left := open(); len(left) > 0 {
+		t.Errorf("berthd still holds files of the removed pod's cgroup:\n%s", strings.Join(left, "\n"))
+	}
 }
