@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/berth-runtime/berth/cni"
 	"github.com/berth-runtime/berth/image"
@@ -32,6 +33,9 @@ type Config struct {
 	// forcibly: kubelet has already stopped them with the pod's grace
 	// period. So the default is 0 (SIGKILL at once), as in containerd.
 	StopTimeoutGrace int `toml:"stop_timeout_seconds" comment:"seconds StopPodSandbox waits for a container still running to exit after its stop signal before SIGKILL; 0 kills at once, as the CRI asks (kubelet stops containers gracefully before it stops the pod)"`
+	// StatsPeriod is how often, in seconds, the stats sampler reads the
+	// cgroups that stats calls ask about; 0 reads them on every call.
+	StatsPeriod int `toml:"stats_collection_period_seconds" comment:"seconds between two reads of a container's or pod's cgroup while stats calls ask about it; a call answers the last read, as CRI-O's stats_collection_period and kubelet's cAdvisor (every 10 s) do; 0 reads the cgroups on every call, as containerd does"`
 }
 
 // DefaultConfig is the configuration of a berthd started with no file.
@@ -45,6 +49,7 @@ func DefaultConfig() Config {
 			"runc":  {Type: "oci", Path: "/usr/sbin/runc"},
 			"crun":  {Type: "oci", Path: "/usr/bin/crun"},
 		},
+		StatsPeriod:      1,
 		StopTimeoutGrace: 0,
 	}
 }
@@ -87,6 +92,8 @@ type Manager struct {
 
 	// spare is a container monitor started ahead of need (monitor_spare_linux.go).
 	spare monitorSpares
+	// sampler keeps the stats calls' cgroup samples fresh (stats_sampler.go).
+	sampler *statsSampler
 }
 
 // New opens the sandbox database and recovers pods and containers left by an
@@ -119,6 +126,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		ctrIDs:     idIndex{},
 		podNames:   map[string]string{},
 		podCgroups: map[string]bool{},
+		sampler:    newStatsSampler(time.Duration(opts.Config.StatsPeriod) * time.Second),
 	}
 	m.log.Info("cgroups", zap.String("version", cgroupVersion()), zap.String("driver", opts.Config.CgroupDriver))
 	if err := m.recoverPods(ctx); err != nil {
@@ -134,6 +142,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 
 // Close releases the database. Containers keep running.
 func (m *Manager) Close() error {
+	m.sampler.stop()
 	m.spare.close()
 	return m.store.close()
 }

@@ -9,9 +9,14 @@ package sandbox
 //
 //   - its cgroup's stat files, found once and kept open while it runs
 //     (stats_cgroup_linux.go);
-//   - its last CPU sample, so that usage_nano_cores is the average over
-//     the time since the previous call (none on the first call, as in
-//     containerd and cAdvisor);
+//   - its last sample of the cgroup, with usage_nano_cores, the average
+//     CPU use since the sample before (none for the first, as in
+//     containerd and cAdvisor). With a collection period (the default, as
+//     CRI-O's stats_collection_period), a call answers a sample younger
+//     than two periods as it is, and a sampler refreshes, each period,
+//     every running container and ready pod a stats call asked about in
+//     the last statsIdle (stats_sampler.go): a poll copies samples and
+//     reads no cgroup. Without one, every call reads;
 //   - its last walk of the writable layer. A walk is reused for
 //     layerMinAge, or for 100 times as long as it took when that is
 //     longer (at most layerMaxAge): a container writing many small files
@@ -53,8 +58,8 @@ type statsState struct {
 	mu      sync.Mutex
 	cgroup  *cgroupReader // nil until first needed, and after the container stopped
 	removed bool          // its container or pod was removed: open nothing again
-	lastCPU uint64
-	lastAt  time.Time
+	last    cgroupSample  // the last sample; at is zero when there is none
+	asked   time.Time     // when a stats call last asked about it
 
 	// layerMu guards the last walk of the writable layer (containers
 	// only) and the walk running, if any.
@@ -64,10 +69,26 @@ type statsState struct {
 	layerWalk chan struct{} // closed when the running walk ends; nil when none runs
 }
 
-// sampleCgroup reads s's cgroup, the one at cgroupPath (a container's
-// cgroups path or a pod's cgroup), locating it the first time. Once s's
-// owner is removed it reads nothing: an error wrapping os.ErrNotExist.
-func (m *Manager) sampleCgroup(s *statsState, cgroupPath string, withPids bool) (cgroupSample, error) {
+// cgroupStats answers s's cgroup, the one at cgroupPath (a container's
+// cgroups path or a pod's cgroup): its last sample when the sampler keeps
+// it fresh, else a new one.
+func (m *Manager) cgroupStats(s *statsState, cgroupPath string) (cgroupSample, error) {
+	now := time.Now()
+	s.mu.Lock()
+	s.asked = now
+	last := s.last
+	s.mu.Unlock()
+	m.sampler.wake(m)
+	if m.sampler.fresh(last.at, now) {
+		return last, nil
+	}
+	return m.sampleCgroup(s, cgroupPath)
+}
+
+// sampleCgroup reads s's cgroup, locating it the first time, and keeps the
+// sample. Once s's owner is removed it reads nothing: an error wrapping
+// os.ErrNotExist.
+func (m *Manager) sampleCgroup(s *statsState, cgroupPath string) (cgroupSample, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.removed {
@@ -80,11 +101,19 @@ func (m *Manager) sampleCgroup(s *statsState, cgroupPath string, withPids bool) 
 		}
 		s.cgroup = newCgroupReader(d)
 	}
-	return s.cgroup.read(withPids)
+	x, err := s.cgroup.read()
+	if err != nil {
+		return x, err
+	}
+	if x.hasCPU {
+		x.nanoCores, x.hasNanoCores = s.nanoCores(x.cpuNanos, x.at)
+	}
+	s.last = x
+	return x, nil
 }
 
-// release closes the cgroup's files, if open; a later sample opens them
-// again.
+// release closes the cgroup's files, if open, and forgets the last
+// sample; a later sample opens them again.
 func (s *statsState) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -92,6 +121,7 @@ func (s *statsState) release() {
 		s.cgroup.close()
 		s.cgroup = nil
 	}
+	s.last = cgroupSample{}
 }
 
 // remove closes the cgroup's files for good: the container or pod is
@@ -103,21 +133,16 @@ func (s *statsState) remove() {
 	s.release()
 }
 
-// nanoCores records a CPU sample and returns the average use, in
-// nanoseconds of CPU per second, since the one before; false on the first
-// sample, or when the counter went backwards or no time passed.
+// nanoCores returns the average CPU use, in nanoseconds of CPU per second,
+// between the last sample and a new one of cpu at at; false when there is
+// no last sample, when the counter went backwards (the cgroup was made
+// anew), or when no time passed. s.mu is held.
 func (s *statsState) nanoCores(cpu uint64, at time.Time) (uint64, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	prevCPU, prevAt := s.lastCPU, s.lastAt
-	if !at.After(prevAt) {
-		return 0, false // a concurrent call sampled later
-	}
-	s.lastCPU, s.lastAt = cpu, at
-	if prevAt.IsZero() || cpu < prevCPU {
+	prev := s.last
+	if prev.at.IsZero() || !prev.hasCPU || !at.After(prev.at) || cpu < prev.cpuNanos {
 		return 0, false
 	}
-	return uint64(float64(cpu-prevCPU) / float64(at.Sub(prevAt)) * float64(time.Second)), true
+	return uint64(float64(cpu-prev.cpuNanos) / float64(at.Sub(prev.at)) * float64(time.Second)), true
 }
 
 // layerFresh is how long a walk that took took is reused.
@@ -183,16 +208,15 @@ func (s *statsState) layerUsage(ctx context.Context, walk func(context.Context) 
 	return l
 }
 
-// cgroupUsage turns a cgroup sample into the CRI's CPU and memory usage;
-// s keeps the CPU sample for the next call's usage_nano_cores.
-func cgroupUsage(s *statsState, x cgroupSample) (*runtimeapi.CpuUsage, *runtimeapi.MemoryUsage) {
+// cgroupUsage turns a cgroup sample into the CRI's CPU and memory usage.
+func cgroupUsage(x cgroupSample) (*runtimeapi.CpuUsage, *runtimeapi.MemoryUsage) {
 	var cpu *runtimeapi.CpuUsage
 	var mem *runtimeapi.MemoryUsage
 	ts := x.at.UnixNano()
 	if x.hasCPU {
 		cpu = &runtimeapi.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: x.cpuNanos}}
-		if n, ok := s.nanoCores(x.cpuNanos, x.at); ok {
-			cpu.UsageNanoCores = &runtimeapi.UInt64Value{Value: n}
+		if x.hasNanoCores {
+			cpu.UsageNanoCores = &runtimeapi.UInt64Value{Value: x.nanoCores}
 		}
 	}
 	if x.hasMem {
@@ -210,9 +234,9 @@ func cgroupUsage(s *statsState, x cgroupSample) (*runtimeapi.CpuUsage, *runtimea
 	return cpu, mem
 }
 
-// containerStats reports c; withPids also returns its task count. The
-// stats are there even with an error: what could be read.
-func (m *Manager) containerStats(ctx context.Context, c *Container, withPids bool) (*runtimeapi.ContainerStats, uint64, error) {
+// containerStats reports c and returns its task count. The stats are there
+// even with an error: what could be read.
+func (m *Manager) containerStats(ctx context.Context, c *Container) (*runtimeapi.ContainerStats, uint64, error) {
 	cfg := c.config
 	out := &runtimeapi.ContainerStats{
 		Attributes: &runtimeapi.ContainerAttributes{
@@ -224,14 +248,14 @@ func (m *Manager) containerStats(ctx context.Context, c *Container, withPids boo
 		c.stats.release()
 		return out, 0, nil
 	}
-	x, err := m.sampleCgroup(&c.stats, c.cgroupsPath, withPids)
+	x, err := m.cgroupStats(&c.stats, c.cgroupsPath)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return out, 0, nil // it exited and its cgroup went meanwhile
 		}
 		return out, 0, fmt.Errorf("cgroup of container %s: %w", c.id, err)
 	}
-	out.Cpu, out.Memory = cgroupUsage(&c.stats, x)
+	out.Cpu, out.Memory = cgroupUsage(x)
 	return out, x.pids, nil
 }
 
@@ -241,7 +265,7 @@ func (m *Manager) ContainerStats(ctx context.Context, id string) (*runtimeapi.Co
 	if err != nil {
 		return nil, err
 	}
-	out, _, err := m.containerStats(ctx, c, false)
+	out, _, err := m.containerStats(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -265,37 +289,18 @@ func (m *Manager) ListContainerStats(ctx context.Context, f *runtimeapi.Containe
 }
 
 // statsOf reports containers, oldest first, adding their task counts to
-// pids when it is not nil. Reading a cgroup's files is kernel time (v1's
-// memory.stat most), about 25 µs a container here, so a long list is read
-// by one goroutine a CPU.
+// pids when it is not nil.
 func (m *Manager) statsOf(ctx context.Context, cs []*Container, pids *uint64) []*runtimeapi.ContainerStats {
 	sort.Slice(cs, func(i, j int) bool { return cs[i].createdAt.Before(cs[j].createdAt) })
 	out := make([]*runtimeapi.ContainerStats, len(cs))
 	counts := make([]uint64, len(cs))
-	one := func(i int) {
-		st, n, err := m.containerStats(ctx, cs[i], pids != nil)
+	eachCgroup(len(cs), func(i int) {
+		st, n, err := m.containerStats(ctx, cs[i])
 		if err != nil {
 			m.log.Warn("container stats", zap.String("container", cs[i].id), zap.Error(err))
 		}
 		out[i], counts[i] = st, n
-	}
-	workers := min(runtime.GOMAXPROCS(0), len(cs)/statsPerWorker)
-	if workers < 2 {
-		for i := range cs {
-			one(i)
-		}
-	} else {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for i := int(next.Add(1)) - 1; i < len(cs); i = int(next.Add(1)) - 1 {
-					one(i)
-				}
-			})
-		}
-		wg.Wait()
-	}
+	})
 	if pids != nil {
 		for _, n := range counts {
 			*pids += n
@@ -304,7 +309,30 @@ func (m *Manager) statsOf(ctx context.Context, cs []*Container, pids *uint64) []
 	return out
 }
 
-// statsPerWorker is how many containers make reading them from another
+// eachCgroup calls read(i) for i in [0, n). Reading a cgroup's files is
+// kernel time (v1's memory.stat most), about 25 µs a cgroup here, so a
+// long list is read by one goroutine a CPU.
+func eachCgroup(n int, read func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/statsPerWorker)
+	if workers < 2 {
+		for i := range n {
+			read(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				read(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// statsPerWorker is how many cgroups make reading them from another
 // goroutine worth it.
 const statsPerWorker = 16
 
@@ -358,14 +386,14 @@ func (m *Manager) podStats(ctx context.Context, p *Pod) (*runtimeapi.PodSandboxS
 		},
 		Linux: linux,
 	}
-	x, err := m.sampleCgroup(&p.stats, p.cgroup, false)
+	x, err := m.cgroupStats(&p.stats, p.cgroup)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		// removed meanwhile: no CPU or memory
 	case err != nil:
 		return nil, fmt.Errorf("cgroup of pod sandbox %s: %w", p.id, err)
 	default:
-		linux.Cpu, linux.Memory = cgroupUsage(&p.stats, x)
+		linux.Cpu, linux.Memory = cgroupUsage(x)
 	}
 	if ns := p.nsPath("net"); ns != "" {
 		if linux.Network, err = networkUsage(ns); err != nil {

@@ -60,6 +60,10 @@ type cgroupSample struct {
 	memory   memorySample
 	hasMem   bool
 	pids     uint64
+	// nanoCores is the average CPU use since the sample before, in
+	// nanoseconds of CPU per second; none for a first sample.
+	nanoCores    uint64
+	hasNanoCores bool
 }
 
 // memorySample is a cgroup's memory, in bytes except the fault counters.
@@ -161,11 +165,11 @@ func (r *cgroupReader) close() {
 	}
 }
 
-// read samples the cgroup; withPids also counts its tasks. A controller
+// read samples the cgroup and counts its tasks. A controller
 // that is not mounted leaves its part out; a cgroup that is gone (its
 // container exited and was cleaned up) is an error wrapping
 // os.ErrNotExist.
-func (r *cgroupReader) read(withPids bool) (cgroupSample, error) {
+func (r *cgroupReader) read() (cgroupSample, error) {
 	buf := statBufs.Get().(*[16 << 10]byte)
 	defer statBufs.Put(buf)
 	s := cgroupSample{at: time.Now()}
@@ -192,7 +196,7 @@ func (r *cgroupReader) read(withPids bool) (cgroupSample, error) {
 		}
 		s.hasMem = true
 	}
-	if withPids && r.pids != nil {
+	if r.pids != nil {
 		data, err := r.pids.read(buf[:])
 		if err != nil {
 			return s, err

@@ -135,6 +135,9 @@ func (c *Config) Validate() error {
 	default:
 		bad("runtime.restrict_oom_score_adj", "%q is not one of true, false, auto", c.Runtime.RestrictOOMScoreAdj)
 	}
+	if c.Runtime.StatsPeriod < 0 {
+		bad("runtime.stats_collection_period_seconds", "%d is negative", c.Runtime.StatsPeriod)
+	}
 	if c.Runtime.StopTimeoutGrace < 0 {
 		bad("runtime.stop_timeout_seconds", "%d is negative", c.Runtime.StopTimeoutGrace)
 	}

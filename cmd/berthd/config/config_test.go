@@ -69,6 +69,7 @@ func TestBadFilesNameTheKey(t *testing.T) {
 		{"[registry]\nmax_concurrent_downloads = 0\n", "key registry.max_concurrent_downloads"},
 		{"[runtime]\nrestrict_oom_score_adj = \"maybe\"\n", "key runtime.restrict_oom_score_adj"},
 		{"[runtime]\nstop_timeout_seconds = -1\n", "key runtime.stop_timeout_seconds"},
+		{"[runtime]\nstats_collection_period_seconds = -1\n", "key runtime.stats_collection_period_seconds"},
 		{"[runtime.handlers.x]\ntype = \"vm\"\n[runtime]\ndefault_runtime = \"x\"\n", "key runtime.handlers.x.type"},
 		{"[runtime.handlers.x]\ntype = \"oci\"\npath = \"runc\"\n[runtime]\ndefault_runtime = \"x\"\n", "key runtime.handlers.x.path"},
 		{"[runtime]\ndefault_runtime = \"kata\"\n", "key runtime.default_runtime"},

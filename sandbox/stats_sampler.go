@@ -1,0 +1,135 @@
+package sandbox
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// statsIdle is how long after the last stats call about a container or pod
+// the sampler goes on refreshing it. kubelet polls every 10 s at least
+// (its eviction manager), so a node it runs keeps its samples fresh; one
+// nobody asks about costs nothing.
+const statsIdle = time.Minute
+
+// statsSampler reads, every period, the cgroups the stats calls asked
+// about lately, so that kubelet's polls copy the last sample instead of
+// reading 100 cgroups each: a ListContainerStats with 100 containers then
+// takes what a ListContainers takes. This is what cAdvisor's housekeeping
+// does (every 10 s in kubelet) and what CRI-O's stats_collection_period
+// does; containerd reads on every call.
+//
+// The sampler runs only while there is something to refresh: the first
+// stats call starts it, and it ends once no call asked about any running
+// container or ready pod for idle.
+type statsSampler struct {
+	period time.Duration // 0: no sampler, every call reads the cgroups
+	idle   time.Duration
+
+	mu      sync.Mutex
+	running bool
+	closed  bool
+	done    chan struct{} // closed by stop
+	wg      sync.WaitGroup
+}
+
+func newStatsSampler(period time.Duration) *statsSampler {
+	return &statsSampler{period: period, idle: statsIdle, done: make(chan struct{})}
+}
+
+// fresh says whether a sample taken at at may answer a call at now: with a
+// sampler, one younger than two periods (the sampler keeps it within
+// one); without, none.
+func (s *statsSampler) fresh(at, now time.Time) bool {
+	return s.period > 0 && !at.IsZero() && now.Sub(at) < 2*s.period
+}
+
+// wake starts the sampler unless it runs or there is none.
+func (s *statsSampler) wake(m *Manager) {
+	if s.period <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running || s.closed {
+		return
+	}
+	s.running = true
+	s.wg.Add(1)
+	go s.run(m)
+}
+
+// stop ends the sampler and waits for it.
+func (s *statsSampler) stop() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *statsSampler) run(m *Manager) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		s.running = false
+		s.mu.Unlock()
+	}()
+	tick := time.NewTicker(s.period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-tick.C:
+		}
+		due := m.statsDue(time.Now().Add(-s.idle))
+		if len(due) == 0 {
+			// A call that asks from now on wakes a new sampler; one
+			// that asked meanwhile but found this one still running
+			// read for itself, and its next call wakes one.
+			return
+		}
+		eachCgroup(len(due), func(i int) {
+			if _, err := m.sampleCgroup(due[i].stats, due[i].cgroup); err != nil && !errors.Is(err, os.ErrNotExist) {
+				m.log.Debug("stats sample", zap.String("cgroup", due[i].cgroup), zap.Error(err))
+			}
+		})
+	}
+}
+
+// dueCgroup is a cgroup the sampler refreshes.
+type dueCgroup struct {
+	stats  *statsState
+	cgroup string
+}
+
+// statsDue lists the running containers and ready pods a stats call asked
+// about since since.
+func (m *Manager) statsDue(since time.Time) []dueCgroup {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var due []dueCgroup
+	for _, c := range m.containers {
+		if c.stats.askedSince(since) && c.snapshot().State == stateRunning {
+			due = append(due, dueCgroup{&c.stats, c.cgroupsPath})
+		}
+	}
+	for _, p := range m.pods {
+		if p.stats.askedSince(since) && p.ready() {
+			due = append(due, dueCgroup{&p.stats, p.cgroup})
+		}
+	}
+	return due
+}
+
+func (s *statsState) askedSince(t time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.asked.After(t)
+}
