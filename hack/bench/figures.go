@@ -28,8 +28,9 @@ func catalog() []report.Figure {
 		}
 	}
 	add("ms", pcts("exec_sync", "p50", "p99")...)
-	for _, call := range []string{"pod_sandbox", "containers", "container_stats"} {
+	for _, call := range listCallNames {
 		add("ms", pcts("list."+call, "p50", "p99")...)
+		add("ms", pcts("list."+call+".floor", "p50", "p99")...)
 	}
 	add("s", "pull.large.wall", "pull.sibling.wall")
 	add("count", "pull.large.layers_fetched", "pull.sibling.layers_fetched")

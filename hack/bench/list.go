@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/berth-runtime/berth/hack/bench/report"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -14,25 +15,60 @@ import (
 // no filter, as kubelet's relist and stats provider do, -lists times each
 // (interleaved), and records p50 and p99 of each. Every call must see all
 // n pods.
+//
+// It then makes the same calls against a null CRI server (nullcri.go)
+// that answers each with the runtime's own last response, and records
+// their p50 and p99 as the call's floor: what the gRPC transport, the
+// protobuf encoding of that response, this client and the machine cost
+// with no runtime behind them.
 func (r *runner) lists(ctx context.Context, n int) error {
+	last := map[string]proto.Message{}
+	err := r.listLoop(ctx, r.rt, n, "", last)
+	if len(last) < len(listCallNames) {
+		return err // no floor without every response
+	}
+	null, ferr := startNullCRI(r.dir, last)
+	if ferr == nil {
+		ferr = r.listLoop(ctx, null.rt, n, ".floor", nil)
+		if cerr := null.close(); ferr == nil {
+			ferr = cerr
+		}
+	}
+	if ferr != nil {
+		ferr = fmt.Errorf("floor: %w", ferr)
+	}
+	return errors.Join(err, ferr)
+}
+
+// listLoop makes the list calls on rt, recording p50 and p99 of each as
+// list.<call><suffix>.p50 and .p99, and keeping each call's last response
+// in last when it is not nil.
+func (r *runner) listLoop(ctx context.Context, rt runtimeapi.RuntimeServiceClient, n int, suffix string, last map[string]proto.Message) error {
 	samples := map[string][]float64{}
 	failed := map[string]error{}
 	for i := 0; i < r.o.lists; i++ {
-		for _, c := range r.listCalls(n) {
+		for _, c := range listCalls(rt, n) {
 			if failed[c.name] != nil {
 				continue // a call that fails is not retried; the others go on
 			}
-			d, err := timed(ctx, c.call)
+			var resp proto.Message
+			d, err := timed(ctx, func(ctx context.Context) (err error) {
+				resp, err = c.call(ctx)
+				return err
+			})
 			if err != nil {
 				failed[c.name] = fmt.Errorf("%s: %w", c.name, err)
 				continue
 			}
 			samples[c.name] = append(samples[c.name], report.Millis(d))
+			if last != nil {
+				last[c.name] = resp
+			}
 		}
 	}
 	for name, ms := range samples {
-		r.out.Set("list."+name+".p50", report.Percentile(ms, 50))
-		r.out.Set("list."+name+".p99", report.Percentile(ms, 99))
+		r.out.Set("list."+name+suffix+".p50", report.Percentile(ms, 50))
+		r.out.Set("list."+name+suffix+".p99", report.Percentile(ms, 99))
 	}
 	var errs []error
 	for _, err := range failed {
@@ -41,14 +77,23 @@ func (r *runner) lists(ctx context.Context, n int) error {
 	return errors.Join(errs...)
 }
 
+// listCallNames name the list calls in figures, in the order they are made.
+var listCallNames = []string{"pod_sandbox", "containers", "container_stats"}
+
 type listCall struct {
 	name string
-	call func(context.Context) error
+	call func(context.Context) (proto.Message, error)
 }
 
-// listCalls are the calls a kubelet makes every second, each checking
-// that it saw at least n pods or containers.
-func (r *runner) listCalls(n int) []listCall {
+// run makes the call, dropping its response.
+func (c listCall) run(ctx context.Context) error {
+	_, err := c.call(ctx)
+	return err
+}
+
+// listCalls are the calls a kubelet makes every second, on rt, each
+// checking that it saw at least n pods or containers.
+func listCalls(rt runtimeapi.RuntimeServiceClient, n int) []listCall {
 	atLeast := func(what string, got int) error {
 		if got < n {
 			return fmt.Errorf("%d %s listed, want at least %d", got, what, n)
@@ -56,26 +101,26 @@ func (r *runner) listCalls(n int) []listCall {
 		return nil
 	}
 	return []listCall{
-		{"pod_sandbox", func(ctx context.Context) error {
-			resp, err := r.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+		{listCallNames[0], func(ctx context.Context) (proto.Message, error) {
+			resp, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 			if err != nil {
-				return err
+				return nil, err
 			}
-			return atLeast("pods", len(resp.Items))
+			return resp, atLeast("pods", len(resp.Items))
 		}},
-		{"containers", func(ctx context.Context) error {
-			resp, err := r.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+		{listCallNames[1], func(ctx context.Context) (proto.Message, error) {
+			resp, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
 			if err != nil {
-				return err
+				return nil, err
 			}
-			return atLeast("containers", len(resp.Containers))
+			return resp, atLeast("containers", len(resp.Containers))
 		}},
-		{"container_stats", func(ctx context.Context) error {
-			resp, err := r.rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{})
+		{listCallNames[2], func(ctx context.Context) (proto.Message, error) {
+			resp, err := rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{})
 			if err != nil {
-				return err
+				return nil, err
 			}
-			return atLeast("container stats", len(resp.Stats))
+			return resp, atLeast("container stats", len(resp.Stats))
 		}},
 	}
 }
@@ -92,11 +137,11 @@ func (r *runner) poll(ctx context.Context, n int, window time.Duration) error {
 	failed := map[string]error{}
 	var errs []error
 	for {
-		for _, c := range r.listCalls(n) {
+		for _, c := range listCalls(r.rt, n) {
 			if failed[c.name] != nil {
 				continue
 			}
-			if _, err := timed(ctx, c.call); err != nil {
+			if _, err := timed(ctx, c.run); err != nil {
 				failed[c.name] = err
 				errs = append(errs, fmt.Errorf("poll %s: %w", c.name, err))
 			}

@@ -55,6 +55,13 @@ type options struct {
 }
 
 func main() {
+	if dir := os.Getenv(nullCRIEnv); dir != "" {
+		if err := serveNullCRI(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: null CRI server:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -42,8 +42,8 @@ func (r *runner) captureProfiles(ctx context.Context) error {
 				_, loadErr = r.execTrue(pctx, p, 1)
 			}
 		}
-		for _, c := range r.listCalls(0) {
-			timed(pctx, c.call) // failures are the list workload's to report
+		for _, c := range listCalls(r.rt, 0) {
+			timed(pctx, c.run) // failures are the list workload's to report
 		}
 		left, err := r.podTeardown(context.WithoutCancel(ctx), "", pods, r.o.parallel)
 		if err != nil {

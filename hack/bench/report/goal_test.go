@@ -32,6 +32,16 @@ func TestCheckHoldsGoalsToTheirLimits(t *testing.T) {
 	}
 }
 
+func TestCheckShowsTheFloorBesideAGoalsFigure(t *testing.T) {
+	runs := []*Run{{Runtime: Berth, Values: map[string]float64{"list.p99": 6.2, "list.floor.p99": 5.9}}}
+	res := &Result{Runtimes: []string{Berth}, Rows: Build(
+		[]Figure{{Name: "list.p99", Unit: "ms"}, {Name: "list.floor.p99", Unit: "ms"}}, []string{Berth}, runs)}
+	got := Check(res, []Goal{{Figure: "list.p99", Strict: true, Limit: 5, Floor: "list.floor.p99"}})[0]
+	if want := "6.2 ms, limit 5: 24% over; floor 5.9 ms"; got.Detail != want {
+		t.Errorf("detail %q, want %q", got.Detail, want)
+	}
+}
+
 func ptr(b bool) *bool { return &b }
 
 func deref(b *bool) any {
