@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/berth-runtime/berth/oci"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -85,6 +84,11 @@ func gids64(g []uint32) []int64 {
 // ID and pod sandbox ID filters accept unique prefixes.
 func (m *Manager) ListContainers(ctx context.Context, f *runtimeapi.ContainerFilter) []*runtimeapi.Container {
 	m.mu.RLock()
+	f, ok := m.resolveContainerFilter(f)
+	if !ok {
+		m.mu.RUnlock()
+		return nil
+	}
 	all := make([]*Container, 0, len(m.containers))
 	for _, c := range m.containers {
 		all = append(all, c)
@@ -114,15 +118,38 @@ func (m *Manager) ListContainers(ctx context.Context, f *runtimeapi.ContainerFil
 	return out
 }
 
-// matchContainer applies a ListContainers filter.
+// resolveContainerFilter returns f with its container and pod sandbox ID
+// prefixes resolved to full IDs; false when either names no object or more
+// than one, which nothing matches (as in containerd and CRI-O, where a
+// filter is no place for an error). m.mu is held.
+func (m *Manager) resolveContainerFilter(f *runtimeapi.ContainerFilter) (*runtimeapi.ContainerFilter, bool) {
+	if f.GetId() == "" && f.GetPodSandboxId() == "" {
+		return f, true
+	}
+	out := &runtimeapi.ContainerFilter{State: f.GetState(), LabelSelector: f.GetLabelSelector()}
+	var err error
+	if f.GetId() != "" {
+		if out.Id, err = m.ctrIDs.resolve("container", f.GetId()); err != nil {
+			return nil, false
+		}
+	}
+	if f.GetPodSandboxId() != "" {
+		if out.PodSandboxId, err = m.podIDs.resolve("pod sandbox", f.GetPodSandboxId()); err != nil {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// matchContainer applies a ListContainers filter whose IDs are resolved.
 func matchContainer(c *Container, state containerState, f *runtimeapi.ContainerFilter) bool {
 	if f == nil {
 		return true
 	}
-	if f.GetId() != "" && !strings.HasPrefix(c.id, f.GetId()) {
+	if f.GetId() != "" && c.id != f.GetId() {
 		return false
 	}
-	if f.GetPodSandboxId() != "" && !strings.HasPrefix(c.podID, f.GetPodSandboxId()) {
+	if f.GetPodSandboxId() != "" && c.podID != f.GetPodSandboxId() {
 		return false
 	}
 	if f.GetState() != nil && f.GetState().GetState() != state {

@@ -9,7 +9,18 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-func TestMatchContainer(t *testing.T) {
+// TestContainerFilters: ListContainers' and ListContainerStats' filters,
+// with ID and pod ID prefixes resolved as containerd and CRI-O resolve
+// them: a unique prefix selects its object, an ambiguous or unknown one
+// selects nothing.
+func TestContainerFilters(t *testing.T) {
+	m := &Manager{ctrIDs: idIndex{}, podIDs: idIndex{}}
+	for _, id := range []string{"abcdef", "abd000"} {
+		m.ctrIDs.add(id)
+	}
+	for _, id := range []string{"pod123", "pod200"} {
+		m.podIDs.add(id)
+	}
 	c := &Container{id: "abcdef", podID: "pod123", config: &runtimeapi.ContainerConfig{Labels: map[string]string{"app": "web", "tier": "1"}}}
 	for _, tc := range []struct {
 		name string
@@ -18,18 +29,23 @@ func TestMatchContainer(t *testing.T) {
 	}{
 		{name: "no filter matches", want: true},
 		{name: "the full ID matches", f: &runtimeapi.ContainerFilter{Id: "abcdef"}, want: true},
-		{name: "an ID prefix matches", f: &runtimeapi.ContainerFilter{Id: "abc"}, want: true},
-		{name: "another ID does not match", f: &runtimeapi.ContainerFilter{Id: "abd"}},
-		{name: "the pod ID prefix matches", f: &runtimeapi.ContainerFilter{PodSandboxId: "pod1"}, want: true},
+		{name: "a unique ID prefix matches", f: &runtimeapi.ContainerFilter{Id: "abc"}, want: true},
+		{name: "another container's ID does not match", f: &runtimeapi.ContainerFilter{Id: "abd"}},
+		{name: "an ambiguous ID prefix matches nothing", f: &runtimeapi.ContainerFilter{Id: "ab"}},
+		{name: "an unknown ID matches nothing", f: &runtimeapi.ContainerFilter{Id: "ff"}},
+		{name: "a unique pod ID prefix matches", f: &runtimeapi.ContainerFilter{PodSandboxId: "pod1"}, want: true},
 		{name: "another pod does not match", f: &runtimeapi.ContainerFilter{PodSandboxId: "pod2"}},
+		{name: "an ambiguous pod ID prefix matches nothing", f: &runtimeapi.ContainerFilter{PodSandboxId: "pod"}},
 		{name: "the state matches", f: &runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: stateRunning}}, want: true},
 		{name: "another state does not match", f: &runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: stateExited}}},
 		{name: "a label subset matches", f: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{"app": "web"}}, want: true},
 		{name: "a differing label value does not match", f: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{"app": "db"}}},
 		{name: "a missing label does not match", f: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{"zone": "a"}}},
+		{name: "a unique ID prefix with a label matches", f: &runtimeapi.ContainerFilter{Id: "abc", LabelSelector: map[string]string{"tier": "1"}}, want: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := matchContainer(c, stateRunning, tc.f); got != tc.want {
+			f, ok := m.resolveContainerFilter(tc.f)
+			if got := ok && matchContainer(c, stateRunning, f); got != tc.want {
 				t.Fatalf("match = %v, want %v", got, tc.want)
 			}
 		})

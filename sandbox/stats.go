@@ -276,8 +276,12 @@ func (m *Manager) ContainerStats(ctx context.Context, id string) (*runtimeapi.Co
 // selects them (ID and pod ID prefixes, labels), oldest first. A container
 // whose cgroup cannot be read is listed without CPU and memory.
 func (m *Manager) ListContainerStats(ctx context.Context, f *runtimeapi.ContainerStatsFilter) []*runtimeapi.ContainerStats {
-	cf := &runtimeapi.ContainerFilter{Id: f.GetId(), PodSandboxId: f.GetPodSandboxId(), LabelSelector: f.GetLabelSelector()}
 	m.mu.RLock()
+	cf, ok := m.resolveContainerFilter(&runtimeapi.ContainerFilter{Id: f.GetId(), PodSandboxId: f.GetPodSandboxId(), LabelSelector: f.GetLabelSelector()})
+	if !ok {
+		m.mu.RUnlock()
+		return nil
+	}
 	var sel []*Container
 	for _, c := range m.containers {
 		if matchContainer(c, stateUnknown, cf) { // cf has no state to match

@@ -753,6 +753,15 @@ func TestContainerIDPrefixesListFiltersAndRemove(t *testing.T) {
 				t.Errorf("%s of ambiguous prefix %q: %v, want InvalidArgument saying it is ambiguous", name, prefix, err)
 			}
 		}
+		// A list filter is no place for an error: an ambiguous prefix
+		// selects nothing, as in containerd and CRI-O.
+		if got := list(&runtimeapi.ContainerFilter{Id: prefix}); len(got) != 0 {
+			t.Errorf("ListContainers with ambiguous ID prefix %q: %v, want none", prefix, got)
+		}
+		stats, err := e.d.Runtime.ListContainerStats(ctxFor(t), &runtimeapi.ListContainerStatsRequest{Filter: &runtimeapi.ContainerStatsFilter{Id: prefix}})
+		if err != nil || len(stats.GetStats()) != 0 {
+			t.Errorf("ListContainerStats with ambiguous ID prefix %q: %d stats, %v; want none", prefix, len(stats.GetStats()), err)
+		}
 		if after := list(&runtimeapi.ContainerFilter{PodSandboxId: e.pod}); strings.Join(after, ",") != strings.Join(before, ",") {
 			t.Errorf("containers after calls with an ambiguous prefix: %v, want %v", after, before)
 		}
