@@ -70,27 +70,19 @@ type statsState struct {
 }
 
 // cgroupStats answers s's cgroup, the one at cgroupPath (a container's
-// cgroups path or a pod's cgroup): its last sample when the sampler keeps
-// it fresh, else a new one.
+// cgroups path or a pod's cgroup): its last sample while that is fresh
+// (taken by the sampler, or by a call just before), else a new one,
+// locating the cgroup the first time. Once s's owner is removed it reads
+// nothing: an error wrapping os.ErrNotExist.
 func (m *Manager) cgroupStats(s *statsState, cgroupPath string) (cgroupSample, error) {
-	now := time.Now()
-	s.mu.Lock()
-	s.asked = now
-	last := s.last
-	s.mu.Unlock()
 	m.sampler.wake(m)
-	if m.sampler.fresh(last.at, now) {
-		return last, nil
-	}
-	return m.sampleCgroup(s, cgroupPath)
-}
-
-// sampleCgroup reads s's cgroup, locating it the first time, and keeps the
-// sample. Once s's owner is removed it reads nothing: an error wrapping
-// os.ErrNotExist.
-func (m *Manager) sampleCgroup(s *statsState, cgroupPath string) (cgroupSample, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
+	s.asked = now
+	if m.sampler.fresh(s.last.at, now) {
+		return s.last, nil
+	}
 	if s.removed {
 		return cgroupSample{}, fmt.Errorf("cgroup %s: %w (removed)", cgroupPath, os.ErrNotExist)
 	}
@@ -101,8 +93,29 @@ func (m *Manager) sampleCgroup(s *statsState, cgroupPath string) (cgroupSample, 
 		}
 		s.cgroup = newCgroupReader(d)
 	}
+	return s.readLocked()
+}
+
+// refresh rereads s's cgroup for the sampler if its files are open. The
+// sampler never locates a cgroup, so that it opens nothing of a container
+// that stopped since a call last asked about it.
+func (s *statsState) refresh() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed || s.cgroup == nil {
+		return nil
+	}
+	_, err := s.readLocked()
+	return err
+}
+
+// readLocked reads the open cgroup and keeps the sample; a failed read
+// forgets the last one, so that nothing answers for a cgroup that is
+// gone. s.mu is held.
+func (s *statsState) readLocked() (cgroupSample, error) {
 	x, err := s.cgroup.read()
 	if err != nil {
+		s.last = cgroupSample{}
 		return x, err
 	}
 	if x.hasCPU {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,8 +30,8 @@ type statsSampler struct {
 	period time.Duration // 0: no sampler, every call reads the cgroups
 	idle   time.Duration
 
+	running atomic.Bool // set and cleared under mu
 	mu      sync.Mutex
-	running bool
 	closed  bool
 	done    chan struct{} // closed by stop
 	wg      sync.WaitGroup
@@ -47,17 +48,18 @@ func (s *statsSampler) fresh(at, now time.Time) bool {
 	return s.period > 0 && !at.IsZero() && now.Sub(at) < 2*s.period
 }
 
-// wake starts the sampler unless it runs or there is none.
+// wake starts the sampler unless it runs or there is none. Every stats
+// call wakes it, so the common case, a sampler running, takes no lock.
 func (s *statsSampler) wake(m *Manager) {
-	if s.period <= 0 {
+	if s.period <= 0 || s.running.Load() {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.running || s.closed {
+	if s.running.Load() || s.closed {
 		return
 	}
-	s.running = true
+	s.running.Store(true)
 	s.wg.Add(1)
 	go s.run(m)
 }
@@ -77,7 +79,7 @@ func (s *statsSampler) run(m *Manager) {
 	defer s.wg.Done()
 	defer func() {
 		s.mu.Lock()
-		s.running = false
+		s.running.Store(false)
 		s.mu.Unlock()
 	}()
 	tick := time.NewTicker(s.period)
@@ -96,33 +98,35 @@ func (s *statsSampler) run(m *Manager) {
 			return
 		}
 		eachCgroup(len(due), func(i int) {
-			if _, err := m.sampleCgroup(due[i].stats, due[i].cgroup); err != nil && !errors.Is(err, os.ErrNotExist) {
-				m.log.Debug("stats sample", zap.String("cgroup", due[i].cgroup), zap.Error(err))
+			if err := due[i].refresh(); err != nil && !errors.Is(err, os.ErrNotExist) {
+				m.log.Debug("stats sample", zap.Error(err))
 			}
 		})
 	}
 }
 
-// dueCgroup is a cgroup the sampler refreshes.
-type dueCgroup struct {
-	stats  *statsState
-	cgroup string
-}
-
-// statsDue lists the running containers and ready pods a stats call asked
-// about since since.
-func (m *Manager) statsDue(since time.Time) []dueCgroup {
+// statsDue lists the stats of the running containers and ready pods a
+// stats call asked about since since.
+func (m *Manager) statsDue(since time.Time) []*statsState {
 	m.mu.RLock()
-	defer m.mu.RUnlock()
-	var due []dueCgroup
+	cs := make([]*Container, 0, len(m.containers))
 	for _, c := range m.containers {
+		cs = append(cs, c)
+	}
+	ps := make([]*Pod, 0, len(m.pods))
+	for _, p := range m.pods {
+		ps = append(ps, p)
+	}
+	m.mu.RUnlock()
+	var due []*statsState
+	for _, c := range cs {
 		if c.stats.askedSince(since) && c.snapshot().State == stateRunning {
-			due = append(due, dueCgroup{&c.stats, c.cgroupsPath})
+			due = append(due, &c.stats)
 		}
 	}
-	for _, p := range m.pods {
+	for _, p := range ps {
 		if p.stats.askedSince(since) && p.ready() {
-			due = append(due, dueCgroup{&p.stats, p.cgroup})
+			due = append(due, &p.stats)
 		}
 	}
 	return due
