@@ -27,7 +27,7 @@ func (r *runner) lists(ctx context.Context, n int) error {
 	if len(last) < len(listCallNames) {
 		return err // no floor without every response
 	}
-	null, ferr := startNullCRI(r.dir, last)
+	null, ferr := startNullCRI(ctx, r.dir, last)
 	if ferr == nil {
 		ferr = r.listLoop(ctx, null.rt, n, ".floor", nil)
 		if cerr := null.close(); ferr == nil {

@@ -31,18 +31,28 @@ const nullCRIEnv = "BERTH_BENCH_NULL_CRI"
 
 // nullCRI is a running null CRI server and a connection to it.
 type nullCRI struct {
-	cmd  *exec.Cmd
-	conn interface{ Close() error }
-	rt   runtimeapi.RuntimeServiceClient
+	cmd     *exec.Cmd
+	dir     string        // its responses and socket, removed by close
+	exited  chan struct{} // closed once the server's process is reaped
+	waitErr error         // how it exited; set before exited is closed
+	conn    interface{ Close() error }
+	rt      runtimeapi.RuntimeServiceClient
 }
 
 // startNullCRI starts a null CRI server answering the responses in last
-// (by list call name), under dir, and connects to it.
-func startNullCRI(dir string, last map[string]proto.Message) (_ *nullCRI, err error) {
-	dir = filepath.Join(dir, "null-cri")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// (by list call name), logging to logDir, and connects to it.
+func startNullCRI(ctx context.Context, logDir string, last map[string]proto.Message) (_ *nullCRI, err error) {
+	// A directory of its own under $TMPDIR keeps the socket path short.
+	dir, err := os.MkdirTemp("", "berth-bench-null-")
+	if err != nil {
 		return nil, err
 	}
+	n := &nullCRI{dir: dir, exited: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
 	for name, m := range last {
 		data, err := proto.Marshal(m)
 		if err != nil {
@@ -56,46 +66,69 @@ func startNullCRI(dir string, last map[string]proto.Message) (_ *nullCRI, err er
 	if err != nil {
 		return nil, err
 	}
-	log, err := os.Create(filepath.Join(dir, "server.log"))
+	log, err := os.Create(filepath.Join(logDir, "null-cri.log"))
 	if err != nil {
 		return nil, err
 	}
 	defer log.Close()
-	n := &nullCRI{cmd: exec.Command(exe)}
+	n.cmd = exec.Command(exe)
 	n.cmd.Env = append(os.Environ(), nullCRIEnv+"="+dir)
 	n.cmd.Stdout, n.cmd.Stderr = log, log
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := n.cmd.Start(); err != nil {
+		n.cmd = nil
 		return nil, fmt.Errorf("start the null CRI server: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = n.close()
-		}
+	go func() {
+		n.waitErr = n.cmd.Wait()
+		close(n.exited)
 	}()
 	conn, err := dial(filepath.Join(dir, "cri.sock"))
 	if err != nil {
 		return nil, err
 	}
 	n.conn, n.rt = conn, runtimeapi.NewRuntimeServiceClient(conn)
-	if _, err := waitReady(context.Background(), n.rt, 30*time.Second); err != nil {
-		return nil, fmt.Errorf("null CRI server (log %s): %w", log.Name(), err)
+	// Stop waiting as soon as the server exits: it failed.
+	readyCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.exited:
+			cancel()
+		case <-readyCtx.Done():
+		}
+	}()
+	if _, err := waitReady(readyCtx, n.rt, 30*time.Second); err != nil {
+		select {
+		case <-n.exited:
+			return nil, fmt.Errorf("null CRI server exited (%v); its log: %s", n.waitErr, log.Name())
+		default:
+			return nil, fmt.Errorf("null CRI server (log %s): %w", log.Name(), err)
+		}
 	}
 	return n, nil
 }
 
-// close stops the server and waits for it.
+// close stops the server, killing it if SIGTERM has not ended it within
+// 5 s, reaps it and removes its directory.
 func (n *nullCRI) close() error {
 	if n.conn != nil {
 		n.conn.Close()
 	}
-	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return err
+	var err error
+	if n.cmd != nil {
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.exited:
+		case <-time.After(5 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.exited
+		}
+		if n.waitErr != nil {
+			err = fmt.Errorf("null CRI server: %w", n.waitErr)
+		}
 	}
-	if err := n.cmd.Wait(); err != nil {
-		return fmt.Errorf("null CRI server: %w", err)
-	}
-	return nil
+	return errors.Join(err, os.RemoveAll(n.dir))
 }
 
 // nullRuntime answers the list calls with fixed responses, and Version and
@@ -147,7 +180,9 @@ func serveNullCRI(dir string) error {
 			return fmt.Errorf("%s response: %w", name, err)
 		}
 	}
-	l, err := net.Listen("unix", filepath.Join(dir, "cri.sock"))
+	sock := filepath.Join(dir, "cri.sock")
+	_ = os.Remove(sock) // left by a server that was killed
+	l, err := net.Listen("unix", sock)
 	if err != nil {
 		return err
 	}
