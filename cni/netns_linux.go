@@ -24,9 +24,9 @@ func isNetNS(path string) bool {
 	return st.Type == unix.NSFS_MAGIC
 }
 
-// withNetNS runs fn with a netlink handle inside the namespace at path;
+// WithNetNS runs fn with a netlink handle inside the namespace at path;
 // no OS thread changes namespace.
-func withNetNS(path string, fn func(h *netlink.Handle) error) error {
+func WithNetNS(path string, fn func(h *netlink.Handle) error) error {
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
 		return fmt.Errorf("open network namespace %s: %w", path, err)
@@ -42,7 +42,7 @@ func withNetNS(path string, fn func(h *netlink.Handle) error) error {
 
 // loopbackUp brings up lo in the namespace at path.
 func loopbackUp(path string) error {
-	return withNetNS(path, func(h *netlink.Handle) error {
+	return WithNetNS(path, func(h *netlink.Handle) error {
 		lo, err := h.LinkByName("lo")
 		if err != nil {
 			return fmt.Errorf("find lo: %w", err)
@@ -56,7 +56,7 @@ func loopbackUp(path string) error {
 
 // loopbackIsUp checks lo in the namespace at path.
 func loopbackIsUp(path string) error {
-	return withNetNS(path, func(h *netlink.Handle) error {
+	return WithNetNS(path, func(h *netlink.Handle) error {
 		lo, err := h.LinkByName("lo")
 		if err != nil {
 			return fmt.Errorf("find lo: %w", err)

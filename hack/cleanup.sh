@@ -3,7 +3,7 @@
 # processes and their mounts under the tests' temporary directories, the test
 # bridges, and test cgroups. Each test cleans up after itself; this is the
 # net under it, run at the end of `make test` with go test's exit status. It touches only names the
-# tests use (berth-test-*, bench*, bt*/bn* bridges), never a real berthd's.
+# tests use (berth-test-*, bt*/bn* bridges), never a real berthd's.
 set -u
 tmp=${TMPDIR:-/tmp}
 for pid in $(pgrep -f "$tmp/berth-test-" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
@@ -13,6 +13,9 @@ awk '{print $5}' /proc/self/mountinfo | grep "^$tmp/berth-test-" | sort -r | whi
 done
 for cg in /sys/fs/cgroup/*/berth-test-* /sys/fs/cgroup/berth-test-*; do
 	[ -d "$cg" ] || continue
+	# Containers left running keep their cgroups busy.
+	find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | while read -r pid; do kill -9 "$pid" 2>/dev/null; done
+	sleep 0.5
 	find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
 done
 for br in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | grep -E '^(bt[0-9a-f]{8}|bn[0-9a-f]{10})$'); do

@@ -142,21 +142,23 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		CgroupsPath: spec.Linux.CgroupsPath, LogPath: c.logPath,
 		Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(), Tty: cfg.GetTty(),
 	}
-	h, pid, err := m.startMonitor(c, mc)
-	if err != nil {
-		// The runtime may have made the container before the monitor
-		// failed or was killed: its processes would outlive it in the
-		// pod's cgroup.
-		_ = rt.Delete(cleanup, id, true)
-		return "", err
-	}
+	// On failure the runtime may have made the container, also when the
+	// monitor failed or was killed: its processes would outlive it in the
+	// pod's cgroup.
+	var h *monitorHandle
 	defer func() {
 		if retErr != nil {
 			_ = rt.Delete(cleanup, id, true)
-			<-h.exited
-			h.release()
+			if h != nil {
+				<-h.exited
+				h.release()
+			}
 		}
 	}()
+	h, pid, err := m.startMonitor(c, mc)
+	if err != nil {
+		return "", err
+	}
 	if err := writeJSONAtomic(filepath.Join(c.stateDir, statusFile), runState{MonitorPid: h.pid, MonitorStart: h.start, Pid: pid}); err != nil {
 		return "", err
 	}

@@ -78,7 +78,7 @@ func (m *Manager) startMonitor(c *Container, mc monitorConfig) (_ *monitorHandle
 	}
 	defer func() {
 		if retErr != nil {
-			_ = unix.Kill(h.pid, unix.SIGKILL)
+			h.kill()
 			<-h.exited
 			h.release()
 		}
@@ -94,7 +94,7 @@ func (m *Manager) startMonitor(c *Container, mc monitorConfig) (_ *monitorHandle
 	_ = syncR.SetReadDeadline(time.Now().Add(createTimeout))
 	var msg syncMessage
 	if err := json.NewDecoder(syncR).Decode(&msg); err != nil {
-		_ = unix.Kill(h.pid, unix.SIGKILL) // it may be stuck; the caller deletes what it made
+		h.kill() // it may be stuck; the caller deletes what it made
 		<-h.exited
 		out, _ := os.ReadFile(filepath.Join(c.stateDir, monitorLogFile))
 		return nil, 0, fmt.Errorf("%s reported nothing (%v): %s", monitorRole, err, strings.TrimSpace(string(out)))
@@ -168,6 +168,12 @@ func waitReadable(f *os.File) {
 		n, err := unix.Poll(fds, 0)
 		return err == nil && n > 0
 	})
+}
+
+// kill sends SIGKILL through the pidfd: once the monitor is reaped its pid
+// may name another process, its pidfd never does.
+func (h *monitorHandle) kill() {
+	_ = unix.PidfdSendSignal(int(h.pidfd.Fd()), unix.SIGKILL, nil, 0)
 }
 
 // release closes the pidfd of an exited monitor.

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -201,19 +200,15 @@ func oomCounterFile(cgroupsPath string, systemdDriver bool) string {
 	return filepath.Join("/sys/fs/cgroup/memory", p, "memory.oom_control")
 }
 
-// counter reads "key N" from a cgroup file of such lines.
+// counter reads "key N" from a cgroup file of such lines; 0 when the file
+// or the key is missing.
 func counter(file, key string) int64 {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return 0
 	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, key+" "); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
+	n, _ := statValue(data, key)
+	return int64(n)
 }
 
 // writeJSONAtomic writes v to path through a synced temporary file and a

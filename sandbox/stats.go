@@ -109,12 +109,15 @@ func (s *statsState) refresh() error {
 	return err
 }
 
-// readLocked reads the open cgroup and keeps the sample; a failed read
-// forgets the last one, so that nothing answers for a cgroup that is
+// readLocked reads the open cgroup and keeps the sample. A failed read
+// closes every file of the cgroup (the next call locates it again) and
+// forgets the last sample, so that nothing answers for a cgroup that is
 // gone. s.mu is held.
 func (s *statsState) readLocked() (cgroupSample, error) {
 	x, err := s.cgroup.read()
 	if err != nil {
+		s.cgroup.close()
+		s.cgroup = nil
 		s.last = cgroupSample{}
 		return x, err
 	}
@@ -164,9 +167,10 @@ func layerFresh(took time.Duration) time.Duration {
 }
 
 // writableLayer reports the container's writable layer from its last walk
-// (see statsState.layerUsage).
-func (m *Manager) writableLayer(ctx context.Context, c *Container) *runtimeapi.FilesystemUsage {
-	l := c.stats.layerUsage(ctx, func(ctx context.Context) (image.Filesystem, error) {
+// (see statsState.layerUsage); exited, when not zero, is when the container
+// exited.
+func (m *Manager) writableLayer(ctx context.Context, c *Container, exited time.Time) *runtimeapi.FilesystemUsage {
+	l := c.stats.layerUsage(ctx, exited, func(ctx context.Context) (image.Filesystem, error) {
 		fs, err := m.images.SnapshotUsage(ctx, c.id)
 		if err != nil && !errdefs.IsNotFound(err) {
 			m.log.Warn("writable layer usage", zap.String("container", c.id), zap.Error(err))
@@ -188,10 +192,12 @@ func (m *Manager) writableLayer(ctx context.Context, c *Container) *runtimeapi.F
 // than layerFresh allows, a new walk starts in the background and the old
 // one is answered meanwhile, with its own timestamp: a poll never waits for
 // a walk, except the container's first, which has nothing to answer with.
-// One walk runs at a time; callers share it.
-func (s *statsState) layerUsage(ctx context.Context, walk func(context.Context) (image.Filesystem, error)) image.Filesystem {
+// One walk runs at a time; callers share it. A walk made after the
+// container exited (exited, when not zero) stays true, and is never redone.
+func (s *statsState) layerUsage(ctx context.Context, exited time.Time, walk func(context.Context) (image.Filesystem, error)) image.Filesystem {
 	s.layerMu.Lock()
-	stale := s.layer.Timestamp.IsZero() || time.Since(s.layer.Timestamp) > layerFresh(s.layerTook)
+	stale := s.layer.Timestamp.IsZero() ||
+		(time.Since(s.layer.Timestamp) > layerFresh(s.layerTook) && (exited.IsZero() || !s.layer.Timestamp.After(exited)))
 	if stale && s.layerWalk == nil {
 		done := make(chan struct{})
 		s.layerWalk = done
@@ -251,13 +257,18 @@ func cgroupUsage(x cgroupSample) (*runtimeapi.CpuUsage, *runtimeapi.MemoryUsage)
 // even with an error: what could be read.
 func (m *Manager) containerStats(ctx context.Context, c *Container) (*runtimeapi.ContainerStats, uint64, error) {
 	cfg := c.config
+	st := c.snapshot()
+	var exited time.Time
+	if st.State == stateExited {
+		exited = st.FinishedAt
+	}
 	out := &runtimeapi.ContainerStats{
 		Attributes: &runtimeapi.ContainerAttributes{
 			Id: c.id, Metadata: cfg.GetMetadata(), Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
 		},
-		WritableLayer: m.writableLayer(ctx, c),
+		WritableLayer: m.writableLayer(ctx, c, exited),
 	}
-	if c.snapshot().State != stateRunning {
+	if st.State != stateRunning {
 		c.stats.release()
 		return out, 0, nil
 	}

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/berth-runtime/berth/cni"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -17,18 +17,11 @@ const defaultInterface = "eth0"
 // thread of berthd stays in the namespace). The default interface is
 // eth0, else the first.
 func networkUsage(path string) (*runtimeapi.NetworkUsage, error) {
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return nil, fmt.Errorf("netlink in %s: %w", path, err)
-	}
-	defer h.Close()
-	links, err := h.LinkList()
-	if err != nil {
+	var links []netlink.Link
+	if err := cni.WithNetNS(path, func(h *netlink.Handle) (err error) {
+		links, err = h.LinkList()
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("list interfaces in %s: %w", path, err)
 	}
 	out := &runtimeapi.NetworkUsage{Timestamp: time.Now().UnixNano()}

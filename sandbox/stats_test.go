@@ -27,10 +27,10 @@ func TestLayerUsageAnswersAStaleWalkWhileTheNextRuns(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	if got := s.layerUsage(ctx, walk(1, false)); got.UsedBytes != 1 {
+	if got := s.layerUsage(ctx, time.Time{}, walk(1, false)); got.UsedBytes != 1 {
 		t.Fatalf("first call = %d bytes, want the first walk's 1", got.UsedBytes)
 	}
-	if got := s.layerUsage(ctx, walk(99, false)); got.UsedBytes != 1 || walks != 1 {
+	if got := s.layerUsage(ctx, time.Time{}, walk(99, false)); got.UsedBytes != 1 || walks != 1 {
 		t.Fatalf("fresh walk: %d bytes after %d walks, want 1 after 1", got.UsedBytes, walks)
 	}
 
@@ -40,7 +40,7 @@ func TestLayerUsageAnswersAStaleWalkWhileTheNextRuns(t *testing.T) {
 	s.layer.Timestamp = time.Now().Add(-layerMaxAge - time.Second)
 	s.layerMu.Unlock()
 	answered := make(chan uint64)
-	go func() { answered <- s.layerUsage(ctx, walk(2, true)).UsedBytes }()
+	go func() { answered <- s.layerUsage(ctx, time.Time{}, walk(2, true)).UsedBytes }()
 	select {
 	case got := <-answered:
 		if got != 1 {
@@ -49,25 +49,66 @@ func TestLayerUsageAnswersAStaleWalkWhileTheNextRuns(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a call waited for the background walk")
 	}
-	if got := s.layerUsage(ctx, walk(3, false)).UsedBytes; got != 1 {
+	if got := s.layerUsage(ctx, time.Time{}, walk(3, false)).UsedBytes; got != 1 {
 		t.Fatalf("call during the walk = %d bytes, want 1", got)
 	}
 	close(release)
+	waitLayerWalk(t, &s)
+	if walks != 2 {
+		t.Errorf("%d walks, want 2 (the call during the walk must share it)", walks)
+	}
+	if got := s.layerUsage(ctx, time.Time{}, walk(4, false)).UsedBytes; got != 2 {
+		t.Errorf("after the walk = %d bytes, want its 2", got)
+	}
+}
+
+// TestLayerUsageOfAnExitedContainerIsWalkedOnceAfterItExited: nothing
+// writes to an exited container's writable layer, so a walk made after it
+// exited is answered however old it grows; one made before is redone.
+func TestLayerUsageOfAnExitedContainerIsWalkedOnceAfterItExited(t *testing.T) {
+	var s statsState
+	walks := 0
+	walk := func(context.Context) (image.Filesystem, error) {
+		walks++
+		return image.Filesystem{UsedBytes: uint64(walks), Timestamp: time.Now()}, nil
+	}
+	ctx := context.Background()
+	age := func() {
+		s.layerMu.Lock()
+		s.layer.Timestamp = s.layer.Timestamp.Add(-layerMaxAge - time.Second)
+		s.layerMu.Unlock()
+	}
+	s.layerUsage(ctx, time.Time{}, walk) // walked while running
+	age()
+	exited := time.Now().Add(-time.Minute) // after the aged walk
+	s.layerUsage(ctx, exited, walk)
+	waitLayerWalk(t, &s)
+	if walks != 2 {
+		t.Fatalf("%d walks, want a second one: the first predates the exit", walks)
+	}
+	age()
+	exited = exited.Add(-2 * layerMaxAge) // before the second walk, however aged
+	if got := s.layerUsage(ctx, exited, walk).UsedBytes; got != 2 {
+		t.Errorf("answered %d bytes, want the second walk's 2", got)
+	}
+	waitLayerWalk(t, &s)
+	if walks != 2 {
+		t.Errorf("%d walks, want none after one made since the container exited", walks)
+	}
+}
+
+// waitLayerWalk waits up to 10 s for s's background walk to end.
+func waitLayerWalk(t *testing.T, s *statsState) {
+	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		s.layerMu.Lock()
 		done := s.layerWalk == nil
 		s.layerMu.Unlock()
 		if done {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the background walk did not end")
 		}
-	}
-	if walks != 2 {
-		t.Errorf("%d walks, want 2 (the call during the walk must share it)", walks)
-	}
-	if got := s.layerUsage(ctx, walk(4, false)).UsedBytes; got != 2 {
-		t.Errorf("after the walk = %d bytes, want its 2", got)
 	}
 }

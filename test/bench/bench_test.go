@@ -41,10 +41,14 @@ func TestShortRunAgainstBerthReportsEveryFigure(t *testing.T) {
 	}
 
 	results, work := filepath.Join(tmp, "results"), filepath.Join(tmp, "work")
-	cmd := exec.Command(bin, "-short", "-runtimes", "berth", "-profile",
+	args := []string{"-short", "-runtimes", "berth", "-profile",
 		"-results", results, "-workdir", work, "-module", root,
 		// A bridge and subnet of its own, apart from a `make bench` running beside it.
-		"-bridge", "bbtest0", "-subnet", "10.232.0.0/24")
+		"-bridge", "bbtest0", "-subnet", "10.232.0.0/24"}
+	if berthd := os.Getenv("BERTHD"); berthd != "" {
+		args = append(args, "-berthd", berthd) // make test built it already
+	}
+	cmd := exec.Command(bin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	runErr := cmd.Run()

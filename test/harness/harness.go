@@ -214,7 +214,9 @@ func (d *Daemon) Stop(t testing.TB) {
 		<-d.exited
 		t.Errorf("berthd did not exit within 30s of SIGTERM; log:\n%s", d.Logs())
 	}
-	d.conn.Close()
+	if d.conn != nil {
+		d.conn.Close()
+	}
 	if st := d.cmd.ProcessState; st != nil && !st.Success() {
 		t.Errorf("berthd exited with %v after SIGTERM; log:\n%s", st, d.Logs())
 	}
