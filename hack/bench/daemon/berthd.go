@@ -112,17 +112,31 @@ func (b *Berthd) Version() string { return b.version }
 // what those run.
 func (b *Berthd) Processes() ([]*Proc, error) { return b.processes(b.roots) }
 
-// roots are the processes running this very binary: the daemon and its
-// re-executed roles (berth-monitor, berth-podinit), which may have been
-// reparented away from it.
+// roots are the daemon and its monitors, which run this very binary and
+// may have been reparented away from it. A monitor names a state directory
+// under opts.Dir in its argv; other berthds of the same binary (the tests
+// run several at once) name their own and are left alone. berth-podinit
+// names none, but it is the daemon's child while the daemon lives and in
+// its pod's cgroup after.
 func (b *Berthd) roots(procs map[int]*Proc) map[int]bool {
 	roots := map[int]bool{b.PID(): true}
 	for pid, p := range procs {
-		if p.SameExecutable(b.binaryInfo) {
+		if p.SameExecutable(b.binaryInfo) && namesDir(p.Argv, b.opts.Dir) {
 			roots[pid] = true
 		}
 	}
 	return roots
+}
+
+// namesDir reports whether an argument of argv is dir or a path below it.
+func namesDir(argv []string, dir string) bool {
+	dir = filepath.Clean(dir)
+	for _, a := range argv {
+		if a == dir || strings.HasPrefix(a, dir+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // Profiles is an HTTP client whose requests reach berthd's pprof server;
