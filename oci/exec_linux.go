@@ -168,11 +168,15 @@ func (r *builtin) Exec(ctx context.Context, id string, proc *specs.Process, pio 
 	return ep, nil
 }
 
-// sameNamespace reports whether the namespace file f is the caller's own
-// (a container sharing the host's namespace), which need not be joined.
+// sameNamespace reports whether the namespace file f is the calling
+// thread's own (a container sharing the host's namespace), which the exec,
+// forked from this thread, need not join. It asks the thread, not the
+// process (/proc/self names the main thread): a thread locked into a pod's
+// namespaces is never reused, but the main thread, which cannot exit, may
+// stay parked in them.
 func sameNamespace(f *os.File, name string) bool {
 	var a, b unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat("/proc/self/ns/"+name, &b) != nil {
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat("/proc/thread-self/ns/"+name, &b) != nil {
 		return false
 	}
 	return a.Ino == b.Ino && a.Dev == b.Dev

@@ -121,6 +121,53 @@ func TestExecJoinsTheContainersPidNamespaceAndCgroup(t *testing.T) {
 	})
 }
 
+// TestExecJoinsTheContainersUTSNamespaceWhateverTheMainThreadIsIn: a
+// goroutine that moves its locked thread into a pod's namespaces and
+// exits can leave the main thread parked there for good (Go cannot end
+// the main thread), so /proc/self/ns names the pod's. An exec must still
+// join the container's namespaces rather than take them for its own.
+func TestExecJoinsTheContainersUTSNamespaceWhateverTheMainThreadIsIn(t *testing.T) {
+	rt := newRuntime(t, handlers()[0])
+	ns := newNamespace(t, "uts", func() error { return unix.Sethostname([]byte("pod-host")) })
+	c := newContainer(t, []string{"sleep", "100000"}, func(s *specs.Spec) {
+		s.Hostname = ""
+		joinNamespace(s, specs.UTSNamespace, ns)
+	})
+	c.mustCreate(t, rt)
+	if err := rt.Start(context.Background(), c.id); err != nil {
+		t.Fatal(err)
+	}
+
+	host, err := os.Open("/proc/thread-self/ns/uts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	pod, err := os.Open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pod.Close()
+	var joinErr error
+	onMainThread(func() { joinErr = unix.Setns(int(pod.Fd()), unix.CLONE_NEWUTS) })
+	if joinErr != nil {
+		t.Fatalf("move the main thread into the pod's uts namespace: %v", joinErr)
+	}
+	defer onMainThread(func() {
+		if err := unix.Setns(int(host.Fd()), unix.CLONE_NEWUTS); err != nil {
+			panic(fmt.Sprintf("the main thread cannot return to the host's uts namespace: %v", err))
+		}
+	})
+
+	out, code, err := execOut(t, rt, c, execProc("hostname"))
+	if err != nil || code != 0 {
+		t.Fatalf("Exec: %v (exit %d, %q)", err, code, out)
+	}
+	if out != "pod-host\n" {
+		t.Errorf("hostname in the exec: %q, want pod-host", out)
+	}
+}
+
 func TestExecOfAMissingBinaryFails(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, rt Runtime) {
 		c := mustRunning(t, rt)

@@ -28,8 +28,30 @@ var (
 	busyboxPath = "/bin/busybox"
 )
 
+// The main goroutine keeps the main thread, the one /proc/self names, so
+// that onMainThread can put that thread where a runtime's may end up.
+func init() { runtime.LockOSThread() }
+
+var mainThread = make(chan func())
+
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
+	code := make(chan int)
+	go func() { code <- testMain(m) }()
+	for {
+		select {
+		case fn := <-mainThread:
+			fn()
+		case c := <-code:
+			os.Exit(c)
+		}
+	}
+}
+
+// onMainThread runs fn on the process's main thread.
+func onMainThread(fn func()) {
+	done := make(chan struct{})
+	mainThread <- func() { defer close(done); fn() }
+	<-done
 }
 
 func testMain(m *testing.M) int {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/berth-runtime/berth/cmd/berthd/config"
 	"github.com/berth-runtime/berth/cri"
@@ -29,6 +30,13 @@ var roles = map[string]func(){
 	"berth-monitor-c": sandbox.MonitorCMain,
 	"berth-podinit":   sandbox.PodInitMain,
 }
+
+// The main goroutine keeps the main thread. Goroutines that move their
+// thread into a pod's namespaces lock it and exit, which ends a thread;
+// the main thread cannot end, so Go would park it for good, still in that
+// pod's namespaces: /proc/<berthd>/ns would name the pod's, and hold them
+// after the pod is gone. Locked to main, it never runs such a goroutine.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	if role, ok := roles[filepath.Base(os.Args[0])]; ok {

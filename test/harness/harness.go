@@ -206,6 +206,9 @@ func (d *Daemon) Stop(t testing.TB) {
 	if d.stopped() {
 		return
 	}
+	if stray := strayNamespaces(d.Pid()); len(stray) > 0 {
+		t.Errorf("berthd's main thread is not in the host's namespaces: %s", strings.Join(stray, ", "))
+	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.exited:
@@ -220,6 +223,24 @@ func (d *Daemon) Stop(t testing.TB) {
 	if st := d.cmd.ProcessState; st != nil && !st.Success() {
 		t.Errorf("berthd exited with %v after SIGTERM; log:\n%s", st, d.Logs())
 	}
+}
+
+// strayNamespaces lists the namespaces of process pid's main thread (what
+// /proc/<pid>/ns shows, and what berthd compares with when it asks
+// whether a container shares the host's) that are not the caller's, the
+// host's. berthd's main thread must never be left in a pod's.
+func strayNamespaces(pid int) []string {
+	var out []string
+	for _, kind := range []string{"cgroup", "ipc", "mnt", "net", "pid", "uts"} {
+		host, err := os.Readlink("/proc/thread-self/ns/" + kind)
+		if err != nil {
+			continue
+		}
+		if its, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, kind)); err == nil && its != host {
+			out = append(out, its)
+		}
+	}
+	return out
 }
 
 // Kill kills the daemon with SIGKILL, as a crash would.

@@ -58,3 +58,28 @@ func TestLeaksReportsWhatADaemonLeftBehind(t *testing.T) {
 		t.Fatalf("removeLeaks left: %v", leaks)
 	}
 }
+
+// TestStrayNamespacesNamesWhatIsNotTheHosts: Stop fails a test whose
+// berthd left its main thread in a pod's namespace; the check must see a
+// process in a namespace of its own, and not the caller.
+func TestStrayNamespacesNamesWhatIsNotTheHosts(t *testing.T) {
+	if stray := strayNamespaces(os.Getpid()); len(stray) != 0 {
+		t.Errorf("the test process is reported in namespaces not its own: %v", stray)
+	}
+	cmd := exec.Command("unshare", "--uts", "--ipc", "sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var stray []string
+	for i := 0; i < 100; i++ { // until unshare has exec'd sleep
+		if stray = strayNamespaces(cmd.Process.Pid); len(stray) == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := strings.Join(stray, " ")
+	if len(stray) != 2 || !strings.Contains(got, "ipc:[") || !strings.Contains(got, "uts:[") {
+		t.Errorf("strayNamespaces of a process in new uts and ipc namespaces = %v", stray)
+	}
+}
