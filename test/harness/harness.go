@@ -4,7 +4,8 @@
 //
 // Every daemon gets a unique tag. Its directories are named after it, and
 // pods must use d.CgroupParent, which puts their cgroups under /<tag> in
-// every hierarchy, so the leak check can find everything the daemon made:
+// every hierarchy (under the tag's slice with the systemd driver), so the
+// leak check can find everything the daemon made:
 // mounts under its directories, processes whose command line names them or
 // whose cgroup is under the tag, cgroups under the tag, and veth interfaces
 // left on its default network's bridge. Each daemon's default network has a
@@ -21,7 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,9 +32,9 @@ import (
 	"time"
 
 	"github.com/berth-runtime/berth/cmd/berthd/config"
+	"github.com/berth-runtime/berth/test/hostclean"
 	"github.com/berth-runtime/berth/test/hostnet"
-	"github.com/moby/sys/mountinfo"
-	"golang.org/x/sys/unix"
+	"github.com/opencontainers/cgroups/systemd"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -136,7 +137,7 @@ func RequireRoot(t testing.TB) {
 // cgroup, in the form the configured cgroup driver expects.
 func (d *Daemon) CgroupParent(pod string) string {
 	if d.Config.Runtime.CgroupDriver == "systemd" {
-		return strings.ReplaceAll(d.Tag, "-", "_") + "-" + strings.ReplaceAll(pod, "-", "_") + ".slice"
+		return d.slicePrefix() + "-" + strings.ReplaceAll(pod, "-", "_") + ".slice"
 	}
 	return "/" + d.Tag + "/" + pod
 }
@@ -280,9 +281,13 @@ func (d *Daemon) teardown(t testing.TB) {
 	}
 	if leaks := d.Leaks(); len(leaks) > 0 {
 		t.Errorf("berthd %s left behind:\n  %s\nlog: %s", d.Tag, strings.Join(leaks, "\n  "), d.LogPath)
-		d.removeLeaks()
+		if err := d.removeLeaks(); err != nil {
+			t.Errorf("remove what berthd %s left: %v", d.Tag, err)
+		}
 	}
-	d.removeTagCgroups()
+	if err := d.removeTagCgroups(); err != nil {
+		t.Logf("remove the test cgroups of berthd %s: %v", d.Tag, err)
+	}
 	// The default network's bridge outlives its pods, as with every CNI
 	// bridge; it is the harness's to remove, not a leak.
 	exec.Command("ip", "link", "del", d.Config.CNI.DefaultBridge, "type", "bridge").Run()
@@ -313,41 +318,28 @@ func (d *Daemon) Leaks() []string {
 }
 
 // removeLeaks kills leaked processes, unmounts leaked mounts and removes
-// leaked cgroups, deepest first.
-func (d *Daemon) removeLeaks() {
+// leaked cgroups (killing what is still in them: a process that escaped
+// the process check, such as one that changed its command line, would
+// otherwise keep its cgroup), deepest first.
+func (d *Daemon) removeLeaks() error {
 	for _, p := range d.processes() {
 		syscall.Kill(p, syscall.SIGKILL)
 	}
 	time.Sleep(100 * time.Millisecond)
-	mounts := d.mounts()
-	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
-	for _, m := range mounts {
-		unix.Unmount(m, unix.MNT_DETACH)
-	}
-	cgs := d.cgroups()
-	sort.Sort(sort.Reverse(sort.StringSlice(cgs)))
-	for _, c := range cgs {
-		// A killed process leaves its cgroup a moment after it dies.
-		for i := 0; i < 50; i++ {
-			if err := os.Remove(c); err == nil || errors.Is(err, os.ErrNotExist) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	errs := []error{hostclean.Unmount(d.Dir), hostclean.RemoveCgroups(d.cgroups())}
 	for _, name := range d.veths() {
 		exec.Command("ip", "link", "del", name).Run()
 	}
+	return errors.Join(errs...)
 }
 
 // mounts lists mount points under the daemon's directory.
 func (d *Daemon) mounts() []string {
-	infos, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(d.Dir))
-	out := make([]string, 0, len(infos))
-	for _, m := range infos {
-		out = append(out, m.Mountpoint)
+	mounts, err := hostclean.Mounts(d.Dir)
+	if err != nil {
+		return []string{err.Error()}
 	}
-	return out
+	return mounts
 }
 
 // processes lists processes whose command line names the daemon's
@@ -366,39 +358,62 @@ func (d *Daemon) processes() []int {
 			continue
 		}
 		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-		if bytes.Contains(cg, []byte("/"+d.Tag+"/")) || bytes.Contains(cg, []byte(strings.ReplaceAll(d.Tag, "-", "_"))) {
+		if bytes.Contains(cg, []byte("/"+d.Tag+"/")) || bytes.Contains(cg, []byte(d.slicePrefix())) {
 			out = append(out, pid)
 		}
 	}
 	return out
 }
 
-// cgroups lists cgroup directories below the daemon's tag in every
-// hierarchy; the tag directory itself goes with the daemon.
+// slicePrefix is the tag as the start of a systemd slice name: systemd
+// reads "-" in a slice name as nesting, so the tag's dashes become "_".
+func (d *Daemon) slicePrefix() string { return strings.ReplaceAll(d.Tag, "-", "_") }
+
+// cgroupParents are the cgroup paths (below a hierarchy's root) that hold
+// every cgroup of the daemon's pods: /<tag> for the cgroupfs driver, and
+// for the systemd driver the tag's slice, where systemd's naming rules put
+// every slice CgroupParent returns ("berth_test_x-pod.slice" is
+// "berth_test_x.slice/berth_test_x-pod.slice"). Both are checked whatever
+// the driver: a directory that is not there costs nothing.
+func (d *Daemon) cgroupParents() []string {
+	parents := []string{"/" + d.Tag}
+	if dir, err := systemd.ExpandSlice(d.slicePrefix() + ".slice"); err == nil {
+		parents = append(parents, dir)
+	}
+	return parents
+}
+
+// cgroups lists cgroup directories below the daemon's cgroup parents in
+// every hierarchy, deepest first; the parents themselves go with the
+// daemon.
 func (d *Daemon) cgroups() []string {
 	var out []string
-	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
-	hier = append(hier, "/sys/fs/cgroup")
-	for _, h := range hier {
-		for _, top := range []string{filepath.Join(h, d.Tag), filepath.Join(h, "system.slice", d.Tag)} {
-			filepath.WalkDir(top, func(p string, e os.DirEntry, err error) error {
-				if err == nil && e.IsDir() && p != top {
-					out = append(out, p)
-				}
-				return nil
-			})
+	for _, parent := range d.cgroupParents() {
+		tops, err := hostclean.CgroupPaths(parent)
+		if err != nil {
+			return []string{err.Error()}
+		}
+		dirs, err := hostclean.CgroupDirs(parent)
+		if err != nil {
+			return []string{err.Error()}
+		}
+		for _, c := range dirs {
+			if !slices.Contains(tops, c) {
+				out = append(out, c)
+			}
 		}
 	}
 	return out
 }
 
-// removeTagCgroups removes the (empty) tag directories themselves, which
-// go with the daemon.
-func (d *Daemon) removeTagCgroups() {
-	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
-	for _, h := range append(hier, "/sys/fs/cgroup") {
-		os.Remove(filepath.Join(h, d.Tag))
+// removeTagCgroups removes the daemon's cgroup parents, which go with it,
+// in every hierarchy.
+func (d *Daemon) removeTagCgroups() error {
+	var errs []error
+	for _, parent := range d.cgroupParents() {
+		errs = append(errs, hostclean.RemoveCgroupTree(parent))
 	}
+	return errors.Join(errs...)
 }
 
 func cmdline(pid int) string {

@@ -8,12 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/cgroups/systemd"
 	"golang.org/x/sys/unix"
 )
 
 // TestLeaksReportsWhatADaemonLeftBehind proves the leak check works: a
-// mount under the daemon's state dir, a process naming its root dir and a
-// cgroup under its tag must each be reported, and nothing once removed.
+// mount under the daemon's state dir, a process naming its root dir, a
+// cgroup under its tag and one under its systemd slice (as systemd would
+// nest a pod's slice from CgroupParent) must each be reported, and nothing
+// once removed.
 func TestLeaksReportsWhatADaemonLeftBehind(t *testing.T) {
 	d := Start(t)
 	if leaks := d.Leaks(); len(leaks) != 0 {
@@ -41,9 +44,17 @@ func TestLeaksReportsWhatADaemonLeftBehind(t *testing.T) {
 	if err := os.MkdirAll(cg, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	slice, err := systemd.ExpandSlice(d.slicePrefix() + "-leaked.slice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sliceCg := filepath.Join("/sys/fs/cgroup/pids", slice)
+	if err := os.MkdirAll(sliceCg, 0o755); err != nil {
+		t.Fatal(err)
+	}
 
 	leaks := strings.Join(d.Leaks(), "\n")
-	for _, want := range []string{"mount " + mnt, "process ", "cgroup " + cg} {
+	for _, want := range []string{"mount " + mnt, "process ", "cgroup " + cg, "cgroup " + sliceCg} {
 		if !strings.Contains(leaks, want) {
 			t.Errorf("Leaks() does not report %q; it reports:\n%s", want, leaks)
 		}

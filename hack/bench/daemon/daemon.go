@@ -26,6 +26,8 @@ import (
 	"sort"
 	"syscall"
 	"time"
+
+	"github.com/berth-runtime/berth/test/hostclean"
 )
 
 // Daemon is a CRI runtime the benchmark started.
@@ -182,11 +184,11 @@ func (p *process) cleanup(roots func(map[int]*Proc) map[int]bool) error {
 		killAll(pids, 5*time.Second)
 	}
 	if p.opts.CgroupRoot != "" {
-		if err := removeCgroups(p.opts.CgroupRoot); err != nil {
+		if err := hostclean.RemoveCgroupTree(p.opts.CgroupRoot); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := unmountUnder(p.opts.Dir); err != nil {
+	if err := hostclean.Unmount(p.opts.Dir); err != nil {
 		errs = append(errs, err)
 	} else if err := os.RemoveAll(p.opts.Dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove %s: %w", p.opts.Dir, err))
