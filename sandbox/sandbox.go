@@ -94,6 +94,8 @@ type Manager struct {
 	spare monitorSpares
 	// sampler keeps the stats calls' cgroup samples fresh (stats_sampler.go).
 	sampler *statsSampler
+	// bg runs work that outlives its call (writable-layer walks) until Close.
+	bg *background
 }
 
 // New opens the sandbox database and recovers pods and containers left by an
@@ -127,6 +129,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		podNames:   map[string]string{},
 		podCgroups: map[string]bool{},
 		sampler:    newStatsSampler(time.Duration(opts.Config.StatsPeriod) * time.Second),
+		bg:         newBackground(),
 	}
 	m.log.Info("cgroups", zap.String("version", cgroupVersion()), zap.String("driver", opts.Config.CgroupDriver))
 	if err := m.recoverPods(ctx); err != nil {
@@ -140,9 +143,11 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	return m, nil
 }
 
-// Close releases the database. Containers keep running.
+// Close stops the background work and releases the database. Containers
+// keep running.
 func (m *Manager) Close() error {
 	m.sampler.stop()
+	m.bg.close()
 	m.spare.close()
 	return m.store.close()
 }

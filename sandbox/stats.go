@@ -170,7 +170,7 @@ func layerFresh(took time.Duration) time.Duration {
 // (see statsState.layerUsage); exited, when not zero, is when the container
 // exited.
 func (m *Manager) writableLayer(ctx context.Context, c *Container, exited time.Time) *runtimeapi.FilesystemUsage {
-	l := c.stats.layerUsage(ctx, exited, func(ctx context.Context) (image.Filesystem, error) {
+	l := c.stats.layerUsage(ctx, m.bg, exited, func(ctx context.Context) (image.Filesystem, error) {
 		fs, err := m.images.SnapshotUsage(ctx, c.id)
 		if err != nil && !errdefs.IsNotFound(err) {
 			m.log.Warn("writable layer usage", zap.String("container", c.id), zap.Error(err))
@@ -192,18 +192,18 @@ func (m *Manager) writableLayer(ctx context.Context, c *Container, exited time.T
 // than layerFresh allows, a new walk starts in the background and the old
 // one is answered meanwhile, with its own timestamp: a poll never waits for
 // a walk, except the container's first, which has nothing to answer with.
-// One walk runs at a time; callers share it. A walk made after the
+// One walk runs at a time; callers share it, so it runs on bg, not on the
+// caller's context, and ends with the Manager. A walk made after the
 // container exited (exited, when not zero) stays true, and is never redone.
-func (s *statsState) layerUsage(ctx context.Context, exited time.Time, walk func(context.Context) (image.Filesystem, error)) image.Filesystem {
+func (s *statsState) layerUsage(ctx context.Context, bg *background, exited time.Time, walk func(context.Context) (image.Filesystem, error)) image.Filesystem {
 	s.layerMu.Lock()
 	stale := s.layer.Timestamp.IsZero() ||
 		(time.Since(s.layer.Timestamp) > layerFresh(s.layerTook) && (exited.IsZero() || !s.layer.Timestamp.After(exited)))
 	if stale && s.layerWalk == nil {
 		done := make(chan struct{})
-		s.layerWalk = done
-		go func() {
+		if bg.goRun(func(bctx context.Context) {
 			start := time.Now()
-			fs, err := walk(context.WithoutCancel(ctx))
+			fs, err := walk(bctx)
 			s.layerMu.Lock()
 			if err == nil {
 				s.layer, s.layerTook = fs, time.Since(start)
@@ -211,7 +211,9 @@ func (s *statsState) layerUsage(ctx context.Context, exited time.Time, walk func
 			s.layerWalk = nil
 			s.layerMu.Unlock()
 			close(done)
-		}()
+		}) {
+			s.layerWalk = done
+		}
 	}
 	l, running := s.layer, s.layerWalk
 	s.layerMu.Unlock()

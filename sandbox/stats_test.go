@@ -14,6 +14,8 @@ import (
 // later calls see the new figures.
 func TestLayerUsageAnswersAStaleWalkWhileTheNextRuns(t *testing.T) {
 	var s statsState
+	bg := newBackground()
+	defer bg.close()
 	walks := 0
 	release := make(chan struct{})
 	walk := func(used uint64, block bool) func(context.Context) (image.Filesystem, error) {
@@ -27,10 +29,10 @@ func TestLayerUsageAnswersAStaleWalkWhileTheNextRuns(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	if got := s.layerUsage(ctx, time.Time{}, walk(1, false)); got.UsedBytes != 1 {
+	if got := s.layerUsage(ctx, bg, time.Time{}, walk(1, false)); got.UsedBytes != 1 {
 		t.Fatalf("first call = %d bytes, want the first walk's 1", got.UsedBytes)
 	}
-	if got := s.layerUsage(ctx, time.Time{}, walk(99, false)); got.UsedBytes != 1 || walks != 1 {
+	if got := s.layerUsage(ctx, bg, time.Time{}, walk(99, false)); got.UsedBytes != 1 || walks != 1 {
 		t.Fatalf("fresh walk: %d bytes after %d walks, want 1 after 1", got.UsedBytes, walks)
 	}
 
@@ -40,7 +42,7 @@ func TestLayerUsageAnswersAStaleWalkWhileTheNextRuns(t *testing.T) {
 	s.layer.Timestamp = time.Now().Add(-layerMaxAge - time.Second)
 	s.layerMu.Unlock()
 	answered := make(chan uint64)
-	go func() { answered <- s.layerUsage(ctx, time.Time{}, walk(2, true)).UsedBytes }()
+	go func() { answered <- s.layerUsage(ctx, bg, time.Time{}, walk(2, true)).UsedBytes }()
 	select {
 	case got := <-answered:
 		if got != 1 {
@@ -49,7 +51,7 @@ func TestLayerUsageAnswersAStaleWalkWhileTheNextRuns(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a call waited for the background walk")
 	}
-	if got := s.layerUsage(ctx, time.Time{}, walk(3, false)).UsedBytes; got != 1 {
+	if got := s.layerUsage(ctx, bg, time.Time{}, walk(3, false)).UsedBytes; got != 1 {
 		t.Fatalf("call during the walk = %d bytes, want 1", got)
 	}
 	close(release)
@@ -57,7 +59,7 @@ func TestLayerUsageAnswersAStaleWalkWhileTheNextRuns(t *testing.T) {
 	if walks != 2 {
 		t.Errorf("%d walks, want 2 (the call during the walk must share it)", walks)
 	}
-	if got := s.layerUsage(ctx, time.Time{}, walk(4, false)).UsedBytes; got != 2 {
+	if got := s.layerUsage(ctx, bg, time.Time{}, walk(4, false)).UsedBytes; got != 2 {
 		t.Errorf("after the walk = %d bytes, want its 2", got)
 	}
 }
@@ -67,6 +69,8 @@ func TestLayerUsageAnswersAStaleWalkWhileTheNextRuns(t *testing.T) {
 // exited is answered however old it grows; one made before is redone.
 func TestLayerUsageOfAnExitedContainerIsWalkedOnceAfterItExited(t *testing.T) {
 	var s statsState
+	bg := newBackground()
+	defer bg.close()
 	walks := 0
 	walk := func(context.Context) (image.Filesystem, error) {
 		walks++
@@ -78,22 +82,53 @@ func TestLayerUsageOfAnExitedContainerIsWalkedOnceAfterItExited(t *testing.T) {
 		s.layer.Timestamp = s.layer.Timestamp.Add(-layerMaxAge - time.Second)
 		s.layerMu.Unlock()
 	}
-	s.layerUsage(ctx, time.Time{}, walk) // walked while running
+	s.layerUsage(ctx, bg, time.Time{}, walk) // walked while running
 	age()
 	exited := time.Now().Add(-time.Minute) // after the aged walk
-	s.layerUsage(ctx, exited, walk)
+	s.layerUsage(ctx, bg, exited, walk)
 	waitLayerWalk(t, &s)
 	if walks != 2 {
 		t.Fatalf("%d walks, want a second one: the first predates the exit", walks)
 	}
 	age()
 	exited = exited.Add(-2 * layerMaxAge) // before the second walk, however aged
-	if got := s.layerUsage(ctx, exited, walk).UsedBytes; got != 2 {
+	if got := s.layerUsage(ctx, bg, exited, walk).UsedBytes; got != 2 {
 		t.Errorf("answered %d bytes, want the second walk's 2", got)
 	}
 	waitLayerWalk(t, &s)
 	if walks != 2 {
 		t.Errorf("%d walks, want none after one made since the container exited", walks)
+	}
+}
+
+// TestLayerWalksEndWithTheManager: Close cancels a running walk and waits
+// for it, and no walk starts after Close.
+func TestLayerWalksEndWithTheManager(t *testing.T) {
+	var s statsState
+	bg := newBackground()
+	walked := make(chan struct{})
+	ended := false
+	// The first call waits for its walk unless its caller gives up.
+	gaveUp, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.layerUsage(gaveUp, bg, time.Now(), func(ctx context.Context) (image.Filesystem, error) {
+		close(walked)
+		<-ctx.Done()
+		ended = true
+		return image.Filesystem{}, ctx.Err()
+	})
+	<-walked
+	bg.close()
+	if !ended {
+		t.Fatal("close returned before the walk ended")
+	}
+	walks := 0
+	got := s.layerUsage(context.Background(), bg, time.Time{}, func(context.Context) (image.Filesystem, error) {
+		walks++
+		return image.Filesystem{UsedBytes: 1, Timestamp: time.Now()}, nil
+	})
+	if walks != 0 || got.UsedBytes != 0 {
+		t.Errorf("after close: %d walks, %d bytes; want no walk", walks, got.UsedBytes)
 	}
 }
 
