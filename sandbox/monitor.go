@@ -68,6 +68,7 @@ const (
 	monitorConfigFile = "monitor.json"
 	monitorLogFile    = "monitor.log"
 	monitorSocket     = "m.sock"
+	consoleSocket     = "console.sock"
 	exitFile          = "exit.json"
 	statusFile        = "status.json"
 	// createTimeout bounds a runtime's Create when the caller set no deadline.
@@ -292,17 +293,16 @@ func createContainer(dir string) (pid int, _ *monitor, retErr error) {
 	}
 	var console net.Listener
 	if cfg.Tty {
-		// A short path: unix socket paths are limited to 108 bytes.
-		cdir, err := os.MkdirTemp("", "berth-console-")
-		if err != nil {
-			return 0, nil, err
-		}
-		defer os.RemoveAll(cdir)
-		cio.ConsoleSocket = filepath.Join(cdir, "c.sock")
-		if console, err = net.Listen("unix", cio.ConsoleSocket); err != nil {
+		// In the state dir, the working directory, so that the socket goes
+		// with the container's state if the monitor dies here. The runtime
+		// reaches it through /proc/<pid>/cwd, which keeps within the
+		// 108-byte limit of socket paths however long the state dir's.
+		_ = os.Remove(consoleSocket)
+		if console, err = net.Listen("unix", consoleSocket); err != nil {
 			return 0, nil, fmt.Errorf("console socket: %w", err)
 		}
-		defer console.Close()
+		defer console.Close() // and removes it
+		cio.ConsoleSocket = fmt.Sprintf("/proc/%d/cwd/%s", os.Getpid(), consoleSocket)
 	} else {
 		for _, s := range []struct {
 			name string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +16,22 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// startWithWrappedRunc starts a berthd with the default network and a
+// runtime handler named handler: runc behind a shell script that runs
+// onCreate (shell) first when it is asked to create a container.
+func startWithWrappedRunc(t *testing.T, handler, onCreate string) *harness.Daemon {
+	t.Helper()
+	wrapper := filepath.Join(t.TempDir(), handler+"-runc")
+	script := "#!/bin/sh\nfor a; do [ \"$a\" = create ] && " + onCreate + "; done\nexec /usr/sbin/runc \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return harness.Start(t, harness.WithConfig(func(c *config.Config) {
+		c.CNI.DefaultNetwork = true
+		c.Runtime.Runtimes[handler] = oci.Handler{Type: "oci", Path: wrapper}
+	}))
+}
+
 // TestCreateContainerOutlivesItsCallersDeadline gives CreateContainer a
 // deadline shorter than the runtime takes to create the container (a runc
 // that waits 2 s first). The caller gets DeadlineExceeded; berthd finishes
@@ -22,15 +39,7 @@ import (
 // when it retries, and stopping and removing the pod leaves nothing: no
 // container process kept alive in the pod's cgroup.
 func TestCreateContainerOutlivesItsCallersDeadline(t *testing.T) {
-	slow := filepath.Join(t.TempDir(), "slow-runc")
-	script := "#!/bin/sh\nfor a; do [ \"$a\" = create ] && sleep 2 && break; done\nexec /usr/sbin/runc \"$@\"\n"
-	if err := os.WriteFile(slow, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	d := harness.Start(t, harness.WithConfig(func(c *config.Config) {
-		c.CNI.DefaultNetwork = true
-		c.Runtime.Runtimes["slow"] = oci.Handler{Type: "oci", Path: slow}
-	}))
+	d := startWithWrappedRunc(t, "slow", "sleep 2 && break")
 	image := pullPodTestImage(t, d)
 	cfg := podConfig(d, "deadline")
 	pod := mustRunPodWith(t, d, cfg, "slow")
@@ -60,6 +69,55 @@ func TestCreateContainerOutlivesItsCallersDeadline(t *testing.T) {
 	}
 	if len(ctrs) != 1 || ctrs[0].State != runtimeapi.ContainerState_CONTAINER_CREATED {
 		t.Fatalf("containers of the pod after the create finished: %v, want one created", ctrs)
+	}
+	mustStopPod(t, d, pod)
+	mustRemovePod(t, d, pod)
+}
+
+// TestATTYContainerWhoseMonitorDiesInCreateLeavesNothing: the monitor
+// listens for the pty master on a socket while the runtime creates the
+// container. Killed there (by a runtime that kills its parent), it cleans
+// up nothing itself, so the socket must be among what berthd removes when
+// the create fails: nothing is left in the temporary directory or, as the
+// harness checks at the end, anywhere else.
+func TestATTYContainerWhoseMonitorDiesInCreateLeavesNothing(t *testing.T) {
+	d := startWithWrappedRunc(t, "killer", "kill -9 $PPID && exit 1")
+	image := pullPodTestImage(t, d)
+	cfg := podConfig(d, "monitor-dies")
+	pod := mustRunPodWith(t, d, cfg, "killer")
+	tmp := func() []string {
+		m, _ := filepath.Glob(filepath.Join(os.TempDir(), "berth-console-*"))
+		return m
+	}
+	before := tmp()
+
+	_, err := d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{
+		PodSandboxId: pod,
+		Config: &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: "tty"},
+			Image:    &runtimeapi.ImageSpec{Image: image},
+			Command:  []string{"sleep", "3600"},
+			Tty:      true,
+		},
+		SandboxConfig: cfg,
+	})
+	if err == nil {
+		t.Fatal("CreateContainer succeeded though the runtime killed the monitor")
+	}
+	for _, f := range tmp() {
+		if !slices.Contains(before, f) {
+			t.Errorf("%s left behind by the killed monitor", f)
+		}
+	}
+	resp, err := d.Runtime.ListContainers(ctxFor(t), &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Containers) != 0 {
+		t.Errorf("containers after the failed create: %v", resp.Containers)
+	}
+	if left, _ := os.ReadDir(filepath.Join(d.State, "containers")); len(left) != 0 {
+		t.Errorf("container state left after the failed create: %v", left)
 	}
 	mustStopPod(t, d, pod)
 	mustRemovePod(t, d, pod)
