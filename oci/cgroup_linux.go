@@ -20,6 +20,7 @@ import (
 	_ "github.com/opencontainers/cgroups/devices" // device rules on v1 and v2 (eBPF)
 	devices "github.com/opencontainers/cgroups/devices/config"
 	"github.com/opencontainers/cgroups/manager"
+	"github.com/opencontainers/cgroups/systemd"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -49,29 +50,76 @@ type cgroupState struct {
 	Paths       map[string]string `json:"paths,omitempty"` // controller → directory ("" on v2)
 }
 
-// cgroupConfig turns a spec's cgroups path into the library's config.
+// cgroupConfig turns a spec's cgroups path into the library's config; an
+// empty path is the runtime's default for container id.
 func cgroupConfig(id, path string, systemd bool, r *specs.LinuxResources) (*cgroups.Cgroup, error) {
 	res, err := CgroupResources(r)
 	if err != nil {
 		return nil, err
 	}
-	c := &cgroups.Cgroup{Resources: res, Systemd: systemd}
-	if !systemd {
-		if path == "" {
-			path = "/berth/" + id
-		}
-		c.Path = filepath.Join("/", path)
-		return c, nil
-	}
 	if path == "" {
-		path = "system.slice:berth:" + id
+		path = "/berth/" + id
+		if systemd {
+			path = "system.slice:berth:" + id
+		}
+	}
+	c, err := parseCgroupsPath(path, systemd)
+	if err != nil {
+		return nil, err
+	}
+	c.Resources = res
+	return c, nil
+}
+
+// parseCgroupsPath reads a cgroups path as the runtime spec gives it: a
+// path under every hierarchy for cgroupfs, "slice:prefix:name" (the scope
+// prefix-name.scope in slice) for systemd. This is the one place that
+// knows the format.
+func parseCgroupsPath(path string, systemd bool) (*cgroups.Cgroup, error) {
+	if !systemd {
+		return &cgroups.Cgroup{Path: filepath.Join("/", path)}, nil
 	}
 	parts := strings.Split(path, ":")
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("systemd cgroups path %q: want slice:prefix:name", path)
 	}
-	c.Parent, c.ScopePrefix, c.Name = parts[0], parts[1], parts[2]
-	return c, nil
+	return &cgroups.Cgroup{Systemd: true, Parent: parts[0], ScopePrefix: parts[1], Name: parts[2]}, nil
+}
+
+// CgroupDir is the directory, relative to each hierarchy's root, of the
+// cgroup at a spec's cgroups path, or of a pod's cgroup parent: a path for
+// cgroupfs; a slice name, or a container's "slice:prefix:name", for
+// systemd (expanded as systemd does: "a-b.slice" is a.slice/a-b.slice).
+// It asks neither systemd nor the kernel, so it serves readers of cgroup
+// files (stats, the OOM counter) wherever berthd runs.
+func CgroupDir(path string, systemd bool) (string, error) {
+	if systemd && !strings.Contains(path, ":") {
+		return expandSlice(path)
+	}
+	c, err := parseCgroupsPath(path, systemd)
+	if err != nil {
+		return "", err
+	}
+	if !systemd {
+		return c.Path, nil
+	}
+	slice, err := expandSlice(c.Parent)
+	if err != nil {
+		return "", err
+	}
+	unit := c.Name
+	if !strings.HasSuffix(unit, ".slice") { // as the library names the unit
+		unit = c.ScopePrefix + "-" + unit + ".scope"
+	}
+	return filepath.Join(slice, unit), nil
+}
+
+func expandSlice(slice string) (string, error) {
+	dir, err := systemd.ExpandSlice(slice)
+	if err != nil {
+		return "", fmt.Errorf("systemd slice %q: %w", slice, err)
+	}
+	return dir, nil
 }
 
 func (s cgroupState) manager() (cgroups.Manager, error) {

@@ -126,6 +126,35 @@ func TestCgroupConfig(t *testing.T) {
 	}
 }
 
+func TestCgroupDir(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		systemd    bool
+		want       string // "" for an error
+	}{
+		{"a cgroupfs path is itself", "/kubepods/pod1/c1", false, "/kubepods/pod1/c1"},
+		{"a relative cgroupfs path is made absolute", "kubepods/c1", false, "/kubepods/c1"},
+		{"a pod's slice is expanded", "kubepods-besteffort-pod1.slice", true, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice"},
+		{"a container's scope is in its slice", "kubepods-pod1.slice:cri-berth:c1", true, "/kubepods.slice/kubepods-pod1.slice/cri-berth-c1.scope"},
+		{"a name ending in .slice is a slice", "kubepods.slice:cri-berth:x.slice", true, "/kubepods.slice/x.slice"},
+		{"a malformed container path is refused", "a.slice:b", true, ""},
+		{"a bad slice is refused", "a/b.slice", true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := CgroupDir(tc.path, tc.systemd)
+			if tc.want == "" {
+				if err == nil {
+					t.Errorf("CgroupDir(%q) = %q, want an error", tc.path, got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("CgroupDir(%q) = %q, %v; want %q", tc.path, got, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestToResources(t *testing.T) {
 	mem, swap, quota, zero := int64(100), int64(200), int64(5000), int64(0)
 	period, shares := uint64(10000), uint64(256)

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/berth-runtime/berth/oci"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/cgroups"
 	cgmanager "github.com/opencontainers/cgroups/manager"
@@ -104,7 +105,7 @@ func (m *Manager) cgroupManager(p string, res *cgroups.Resources) (cgroups.Manag
 // (kubelet makes pod cgroups itself).
 func (m *Manager) cgroupExists(p string) bool {
 	if m.cfg.CgroupDriver == "systemd" {
-		dir, err := systemd.ExpandSlice(p)
+		dir, err := oci.CgroupDir(p, true)
 		if err != nil {
 			return false
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/berth-runtime/berth/oci"
 	"github.com/berth-runtime/berth/sandbox/monitorc"
 	"github.com/opencontainers/cgroups"
-	"github.com/opencontainers/cgroups/systemd"
 	"golang.org/x/sys/unix"
 )
 
@@ -182,17 +181,9 @@ func (mon *monitor) wait(pid int) exitStatus {
 // oomCounterFile is the file of the container's memory cgroup that counts
 // its OOM kills on an "oom_kill N" line, or "" if the path is not valid.
 func oomCounterFile(cgroupsPath string, systemdDriver bool) string {
-	p := cgroupsPath
-	if systemdDriver {
-		parts := strings.SplitN(cgroupsPath, ":", 3)
-		if len(parts) != 3 {
-			return ""
-		}
-		slice, err := systemd.ExpandSlice(parts[0])
-		if err != nil {
-			return ""
-		}
-		p = filepath.Join(slice, parts[1]+"-"+parts[2]+".scope")
+	p, err := oci.CgroupDir(cgroupsPath, systemdDriver)
+	if err != nil {
+		return ""
 	}
 	if cgroups.IsCgroup2UnifiedMode() {
 		return filepath.Join("/sys/fs/cgroup", p, "memory.events")

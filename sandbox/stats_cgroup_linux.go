@@ -35,10 +35,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/berth-runtime/berth/oci"
 	"github.com/opencontainers/cgroups"
 	cgmanager "github.com/opencontainers/cgroups/manager"
 	"golang.org/x/sys/unix"
@@ -94,28 +94,17 @@ func (s memorySample) available() uint64 {
 // locateCgroup finds the directories of a cgroup from its path: a pod's
 // cgroup (a path under every hierarchy for cgroupfs, a slice for systemd)
 // or a container's cgroups path ("slice:prefix:name", a scope, for
-// systemd). The library's manager resolves it as cgroupManager does, and
-// rejects a bad slice.
+// systemd), read by oci.CgroupDir.
 func (m *Manager) locateCgroup(p string) (cgroupDirs, error) {
-	parts := strings.Split(p, ":")
-	if m.cfg.CgroupDriver == "systemd" && len(parts) != 1 && len(parts) != 3 {
-		return cgroupDirs{}, fmt.Errorf("systemd cgroups path %q: want slice:prefix:name", p)
-	}
-	var mgr cgroups.Manager
-	var err error
-	if m.cfg.CgroupDriver == "systemd" && len(parts) == 3 {
-		mgr, err = cgmanager.New(&cgroups.Cgroup{
-			Parent: parts[0], ScopePrefix: parts[1], Name: parts[2], Systemd: true,
-			Resources: &cgroups.Resources{SkipDevices: true},
-		})
-		if err != nil {
-			err = fmt.Errorf("cgroup %s: %w", p, err)
-		}
-	} else {
-		mgr, err = m.cgroupManager(p, nil) // wraps its error
-	}
+	dir, err := oci.CgroupDir(p, m.cfg.CgroupDriver == "systemd")
 	if err != nil {
 		return cgroupDirs{}, err
+	}
+	// Any driver's cgroup is a directory in each hierarchy: the cgroupfs
+	// manager finds them, and is never applied here.
+	mgr, err := cgmanager.New(&cgroups.Cgroup{Path: dir, Resources: &cgroups.Resources{SkipDevices: true}})
+	if err != nil {
+		return cgroupDirs{}, fmt.Errorf("cgroup %s: %w", p, err)
 	}
 	paths := mgr.GetPaths()
 	if cgroups.IsCgroup2UnifiedMode() { // not paths[""]: hybrid v1 has one too
