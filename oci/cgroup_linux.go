@@ -103,7 +103,11 @@ func CgroupDir(path string, systemd bool) (string, error) {
 	if !systemd {
 		return c.Path, nil
 	}
-	slice, err := expandSlice(c.Parent)
+	parent := c.Parent
+	if parent == "" {
+		parent = "system.slice" // as the library and runc default it
+	}
+	slice, err := expandSlice(parent)
 	if err != nil {
 		return "", err
 	}
@@ -112,6 +116,22 @@ func CgroupDir(path string, systemd bool) (string, error) {
 		unit = c.ScopePrefix + "-" + unit + ".scope"
 	}
 	return filepath.Join(slice, unit), nil
+}
+
+// SliceCgroup is the library's config for the systemd slice named slice
+// (a pod's cgroup): the slice in its parent slice, where systemd puts it
+// ("a-b.slice" in "a.slice"). Given only a name, the library would put it
+// in system.slice, away from where CgroupDir and systemd find it.
+func SliceCgroup(slice string) (*cgroups.Cgroup, error) {
+	dir, err := expandSlice(slice)
+	if err != nil {
+		return nil, err
+	}
+	parent := filepath.Base(filepath.Dir(dir))
+	if parent == "/" {
+		parent = "-.slice" // the root slice
+	}
+	return &cgroups.Cgroup{Systemd: true, Parent: parent, Name: slice}, nil
 }
 
 func expandSlice(slice string) (string, error) {

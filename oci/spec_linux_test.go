@@ -137,6 +137,7 @@ func TestCgroupDir(t *testing.T) {
 		{"a pod's slice is expanded", "kubepods-besteffort-pod1.slice", true, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice"},
 		{"a container's scope is in its slice", "kubepods-pod1.slice:cri-berth:c1", true, "/kubepods.slice/kubepods-pod1.slice/cri-berth-c1.scope"},
 		{"a name ending in .slice is a slice", "kubepods.slice:cri-berth:x.slice", true, "/kubepods.slice/x.slice"},
+		{"no slice is system.slice", ":cri-berth:c1", true, "/system.slice/cri-berth-c1.scope"},
 		{"a malformed container path is refused", "a.slice:b", true, ""},
 		{"a bad slice is refused", "a/b.slice", true, ""},
 	} {
@@ -152,6 +153,24 @@ func TestCgroupDir(t *testing.T) {
 				t.Errorf("CgroupDir(%q) = %q, %v; want %q", tc.path, got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSliceCgroupIsInItsParentSlice: the library puts a unit without a
+// parent in system.slice; a pod's slice must be where systemd (and
+// CgroupDir) put it.
+func TestSliceCgroupIsInItsParentSlice(t *testing.T) {
+	for slice, parent := range map[string]string{
+		"kubepods-besteffort-pod1.slice": "kubepods-besteffort.slice",
+		"kubepods.slice":                 "-.slice",
+	} {
+		c, err := SliceCgroup(slice)
+		if err != nil || c.Parent != parent || c.Name != slice || !c.Systemd {
+			t.Errorf("SliceCgroup(%q) = %+v, %v; want parent %s", slice, c, err, parent)
+		}
+	}
+	if _, err := SliceCgroup("not/a.slice"); err == nil {
+		t.Error("SliceCgroup accepts a bad slice name")
 	}
 }
 

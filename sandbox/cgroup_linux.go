@@ -87,13 +87,14 @@ func (m *Manager) cgroupManager(p string, res *cgroups.Resources) (cgroups.Manag
 	// Device rules belong to containers; the pod cgroup allows what its
 	// parent allows.
 	res.SkipDevices = true
-	cg := &cgroups.Cgroup{Resources: res}
+	cg := &cgroups.Cgroup{Path: p}
 	if m.cfg.CgroupDriver == "systemd" {
-		cg.Systemd = true
-		cg.Name = p
-	} else {
-		cg.Path = p
+		var err error
+		if cg, err = oci.SliceCgroup(p); err != nil {
+			return nil, fmt.Errorf("cgroup %s: %w", p, err)
+		}
 	}
+	cg.Resources = res
 	mgr, err := cgmanager.New(cg)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", p, err)
