@@ -168,12 +168,14 @@ func (r *builtin) Exec(ctx context.Context, id string, proc *specs.Process, pio 
 	return ep, nil
 }
 
-// sameNamespace reports whether the namespace file f is the calling
-// thread's own (a container sharing the host's namespace), which the exec,
-// forked from this thread, need not join. It asks the thread, not the
-// process (/proc/self names the main thread): a thread locked into a pod's
-// namespaces is never reused, but the main thread, which cannot exit, may
-// stay parked in them.
+// sameNamespace reports whether the namespace file f is the host's (a
+// container sharing it), which the exec need not join. The caller is not
+// locked to a thread, and every thread it may run on, or fork the exec
+// from, is in the host's namespaces: a thread moved into a pod's is locked
+// and ends with its goroutine. So it asks the calling thread, not the
+// process: /proc/self names the main thread, which cannot end, and which
+// Go parks for good, still in the pod's namespaces, if such a goroutine
+// ran on it.
 func sameNamespace(f *os.File, name string) bool {
 	var a, b unix.Stat_t
 	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat("/proc/thread-self/ns/"+name, &b) != nil {

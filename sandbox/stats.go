@@ -172,7 +172,7 @@ func layerFresh(took time.Duration) time.Duration {
 func (m *Manager) writableLayer(ctx context.Context, c *Container, exited time.Time) *runtimeapi.FilesystemUsage {
 	l := c.stats.layerUsage(ctx, m.bg, exited, func(ctx context.Context) (image.Filesystem, error) {
 		fs, err := m.images.SnapshotUsage(ctx, c.id)
-		if err != nil && !errdefs.IsNotFound(err) {
+		if err != nil && !errdefs.IsNotFound(err) && !errors.Is(err, context.Canceled) { // canceled: berthd is closing
 			m.log.Warn("writable layer usage", zap.String("container", c.id), zap.Error(err))
 		}
 		return fs, err

@@ -207,9 +207,7 @@ func (d *Daemon) Stop(t testing.TB) {
 	if d.stopped() {
 		return
 	}
-	if stray := strayNamespaces(d.Pid()); len(stray) > 0 {
-		t.Errorf("berthd's main thread is not in the host's namespaces: %s", strings.Join(stray, ", "))
-	}
+	d.checkNamespaces(t)
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.exited:
@@ -223,6 +221,15 @@ func (d *Daemon) Stop(t testing.TB) {
 	}
 	if st := d.cmd.ProcessState; st != nil && !st.Success() {
 		t.Errorf("berthd exited with %v after SIGTERM; log:\n%s", st, d.Logs())
+	}
+}
+
+// checkNamespaces fails the test if the running daemon's main thread has
+// left the host's namespaces.
+func (d *Daemon) checkNamespaces(t testing.TB) {
+	t.Helper()
+	if stray := strayNamespaces(d.Pid()); len(stray) > 0 {
+		t.Errorf("berthd's main thread is not in the host's namespaces: %s", strings.Join(stray, ", "))
 	}
 }
 
@@ -250,6 +257,7 @@ func (d *Daemon) Kill(t testing.TB) {
 	if d.stopped() {
 		return
 	}
+	d.checkNamespaces(t)
 	d.cmd.Process.Kill()
 	<-d.exited
 	d.conn.Close()

@@ -54,14 +54,20 @@ func Hierarchies() ([]string, error) {
 // CgroupPaths returns the directories of the cgroup parent (a cgroupfs
 // path such as "/berth-bench-42", or a systemd slice's expanded path) in
 // every hierarchy, whether or not they exist.
+// The root cgroup is refused: cleaning it would kill every process on the
+// host.
 func CgroupPaths(parent string) ([]string, error) {
+	rel := filepath.Clean("/" + parent)
+	if rel == "/" {
+		return nil, fmt.Errorf("cgroup parent %q is the root cgroup", parent)
+	}
 	hier, err := Hierarchies()
 	if err != nil {
 		return nil, err
 	}
 	out := make([]string, 0, len(hier))
 	for _, h := range hier {
-		out = append(out, filepath.Join(h, filepath.Clean("/"+parent)))
+		out = append(out, filepath.Join(h, rel))
 	}
 	return out, nil
 }

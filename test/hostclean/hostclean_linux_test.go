@@ -234,3 +234,13 @@ func mustBeKilled(t *testing.T, s *sleeper) {
 		t.Error("the sleep in the removed cgroup is still running")
 	}
 }
+
+// TestTheRootCgroupIsRefused: a parent that names the root cgroup would
+// have the cleanup kill every process on the host.
+func TestTheRootCgroupIsRefused(t *testing.T) {
+	for _, parent := range []string{"", "/", "//", "/a/.."} {
+		if err := RemoveCgroupTree(parent); err == nil {
+			t.Errorf("RemoveCgroupTree(%q) went ahead on the root cgroup", parent)
+		}
+	}
+}

@@ -85,8 +85,8 @@ func TestATTYContainerWhoseMonitorDiesInCreateLeavesNothing(t *testing.T) {
 	image := pullPodTestImage(t, d)
 	cfg := podConfig(d, "monitor-dies")
 	pod := mustRunPodWith(t, d, cfg, "killer")
-	tmp := func() []string {
-		m, _ := filepath.Glob(filepath.Join(os.TempDir(), "berth-console-*"))
+	tmp := func() []string { // the monitor's TMPDIR is unset: /tmp
+		m, _ := filepath.Glob("/tmp/berth-console-*")
 		return m
 	}
 	before := tmp()
