@@ -17,7 +17,7 @@
 // With Config.DefaultNetwork set ([cni] default_network = true in berthd's
 // file; `make run` sets it), New writes DefaultConfFile (10-berth.conflist)
 // into a conf dir that holds no configuration: network "berth" of Debian's
-// plugins loopback, bridge (bridge berth0, Config.DefaultBridge, as the
+// plugins bridge (bridge berth0, Config.DefaultBridge, as the
 // pods' gateway, masquerading their traffic to the outside) with
 // host-local IPAM on 10.86.0.0/16 (Config.DefaultSubnet; gateway
 // 10.86.0.1), and portmap for host port mappings (iptables, nftables-backed
@@ -90,7 +90,7 @@ type Config struct {
 	ConfDir string   `toml:"conf_dir" comment:"directory of CNI network configurations; the first .conflist/.conf/.json in lexical order is used"`
 	BinDirs []string `toml:"bin_dirs" comment:"directories searched for CNI plugin binaries"`
 	// DefaultNetwork writes DefaultConfFile into an empty ConfDir.
-	DefaultNetwork bool   `toml:"default_network" comment:"when conf_dir holds no network configuration, write Berth's default network there (10-berth.conflist: loopback, bridge default_bridge with host-local IPAM on default_subnet, portmap; needs Debian's containernetworking-plugins); kubelet's pod CIDR (UpdateRuntimeConfig) replaces the range"`
+	DefaultNetwork bool   `toml:"default_network" comment:"when conf_dir holds no network configuration, write Berth's default network there (10-berth.conflist: bridge default_bridge with host-local IPAM on default_subnet, portmap; needs Debian's containernetworking-plugins); kubelet's pod CIDR (UpdateRuntimeConfig) replaces the range"`
 	DefaultSubnet  string `toml:"default_subnet" comment:"IPv4 range of the default network, until kubelet sends a pod CIDR; the gateway (bridge address) is its first address"`
 	DefaultBridge  string `toml:"default_bridge" comment:"Linux bridge of the default network"`
 	// PluginTimeout bounds each ADD, CHECK or DEL of a whole network, in seconds.

@@ -37,10 +37,10 @@ func TestDefaultNetworkIsWrittenIntoAnEmptyConfDir(t *testing.T) {
 	for _, p := range conf.Plugins {
 		types = append(types, p.Type)
 	}
-	if got := strings.Join(types, ","); got != "loopback,bridge,portmap" {
-		t.Errorf("plugins = %s, want loopback,bridge,portmap", got)
+	if got := strings.Join(types, ","); got != "bridge,portmap" {
+		t.Errorf("plugins = %s, want bridge,portmap (Setup brings lo up itself)", got)
 	}
-	if br := conf.Plugins[1]; br.Bridge != tn.bridge || br.IPAM.Type != "host-local" || br.IPAM.Ranges[0][0]["subnet"] != tn.subnet.String() {
+	if br := conf.Plugins[0]; br.Bridge != tn.bridge || br.IPAM.Type != "host-local" || br.IPAM.Ranges[0][0]["subnet"] != tn.subnet.String() {
 		t.Errorf("bridge plugin = %+v, want bridge %s with host-local on %s", br, tn.bridge, tn.subnet)
 	}
 	if err := m.Ready(); err != nil {

@@ -106,7 +106,7 @@ func (tn *testNet) writeConf(t *testing.T, file string, data []byte) {
 	}
 }
 
-// standard makes the network Berth's default one (loopback, bridge with
+// standard makes the network Berth's default one (bridge with
 // host-local, portmap), on the test's own bridge, range and store.
 func (tn *testNet) standard(t testing.TB) {
 	t.Helper()
