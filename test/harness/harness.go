@@ -460,34 +460,50 @@ var (
 )
 
 // Binary returns the berthd binary under test: $BERTHD if set (make test
-// builds it once), else one built from this module the first time it is asked.
+// builds it once), else one built from this module the first time it is
+// asked, at binaryCache.
 func Binary(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("BERTHD"); p != "" {
 		return p
 	}
-	binOnce.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			binErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "berthd-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "berthd")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/berthd")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build ./cmd/berthd: %v\n%s", err, out)
-		}
-	})
+	binOnce.Do(func() { binPath, binErr = buildBinary() })
 	if binErr != nil {
 		t.Fatal(binErr)
 	}
 	return binPath
+}
+
+// binaryCache is where Binary builds berthd: one file, rebuilt by each
+// test binary that needs it, rather than a new 27 MB directory per run.
+func binaryCache() string { return filepath.Join(os.TempDir(), "berth-test-bin", "berthd") }
+
+// buildBinary builds berthd beside binaryCache and renames it there, so
+// that test packages building at once never run a half-written file.
+func buildBinary() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	out := binaryCache()
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), "berthd-*.tmp")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name()) // gone once renamed
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/berthd")
+	cmd.Dir = root
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/berthd: %v\n%s", err, msg)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return "", err
+	}
+	return out, nil
 }
 
 // moduleRoot finds the directory of Berth's go.mod from the working directory.

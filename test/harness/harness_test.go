@@ -94,3 +94,29 @@ func TestStrayNamespacesNamesWhatIsNotTheHosts(t *testing.T) {
 		t.Errorf("strayNamespaces of a process in new uts and ipc namespaces = %v", stray)
 	}
 }
+
+// TestBinaryIsBuiltIntoOnePlace: without $BERTHD the harness builds berthd
+// itself, into one file that later runs replace, leaving nothing else.
+func TestBinaryIsBuiltIntoOnePlace(t *testing.T) {
+	p, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p != binaryCache() {
+		t.Errorf("built %s, want %s", p, binaryCache())
+	}
+	if out, err := exec.Command(p, "--version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "berthd ") {
+		t.Errorf("%s --version: %v %q", p, err, out)
+	}
+	ents, err := os.ReadDir(filepath.Dir(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "berthd" {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("%s holds %v, want only berthd", filepath.Dir(p), names)
+	}
+}
