@@ -6,7 +6,7 @@ import (
 )
 
 // background runs the Manager's work that outlives the call starting it
-// (writable-layer walks) and must end before Close returns: Close cancels
+// (the stats sampler, writable-layer walks) and must end before Close returns: Close cancels
 // its context and waits for it.
 type background struct {
 	ctx    context.Context

@@ -94,7 +94,8 @@ type Manager struct {
 	spare monitorSpares
 	// sampler keeps the stats calls' cgroup samples fresh (stats_sampler.go).
 	sampler *statsSampler
-	// bg runs work that outlives its call (writable-layer walks) until Close.
+	// bg runs work that outlives its call (the sampler, writable-layer
+	// walks) until Close.
 	bg *background
 }
 
@@ -143,10 +144,9 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	return m, nil
 }
 
-// Close stops the background work and releases the database. Containers
-// keep running.
+// Close stops the background work (the stats sampler, layer walks) and
+// releases the database. Containers keep running.
 func (m *Manager) Close() error {
-	m.sampler.stop()
 	m.bg.close()
 	m.spare.close()
 	return m.store.close()

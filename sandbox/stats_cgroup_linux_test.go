@@ -175,7 +175,7 @@ func TestRemovingClosesTheCgroupFilesForGood(t *testing.T) {
 		t.Error("cpu.stat is still open after remove")
 	}
 	// A stats call that still holds the container opens nothing again.
-	if _, err := (&Manager{sampler: newStatsSampler(0)}).cgroupStats(s, d); !errors.Is(err, os.ErrNotExist) {
+	if _, err := (&Manager{sampler: newStatsSampler(0), bg: newBackground()}).cgroupStats(s, d); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("sampling a removed container's cgroup: %v, want os.ErrNotExist", err)
 	}
 	if s.cgroup != nil {

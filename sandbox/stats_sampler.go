@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"os"
 	"sync"
@@ -32,13 +33,10 @@ type statsSampler struct {
 
 	running atomic.Bool // set and cleared under mu
 	mu      sync.Mutex
-	closed  bool
-	done    chan struct{} // closed by stop
-	wg      sync.WaitGroup
 }
 
 func newStatsSampler(period time.Duration) *statsSampler {
-	return &statsSampler{period: period, idle: statsIdle, done: make(chan struct{})}
+	return &statsSampler{period: period, idle: statsIdle}
 }
 
 // fresh says whether a sample taken at at may answer a call at now: with a
@@ -48,35 +46,24 @@ func (s *statsSampler) fresh(at, now time.Time) bool {
 	return s.period > 0 && !at.IsZero() && now.Sub(at) < 2*s.period
 }
 
-// wake starts the sampler unless it runs or there is none. Every stats
-// call wakes it, so the common case, a sampler running, takes no lock.
+// wake starts the sampler on m's background work (which Close ends)
+// unless it runs or there is none. Every stats call wakes it, so the
+// common case, a sampler running, takes no lock.
 func (s *statsSampler) wake(m *Manager) {
 	if s.period <= 0 || s.running.Load() {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.running.Load() || s.closed {
+	if s.running.Load() {
 		return
 	}
-	s.running.Store(true)
-	s.wg.Add(1)
-	go s.run(m)
-}
-
-// stop ends the sampler and waits for it.
-func (s *statsSampler) stop() {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.done)
+	if m.bg.goRun(func(ctx context.Context) { s.run(ctx, m) }) {
+		s.running.Store(true)
 	}
-	s.mu.Unlock()
-	s.wg.Wait()
 }
 
-func (s *statsSampler) run(m *Manager) {
-	defer s.wg.Done()
+func (s *statsSampler) run(ctx context.Context, m *Manager) {
 	defer func() {
 		s.mu.Lock()
 		s.running.Store(false)
@@ -86,7 +73,7 @@ func (s *statsSampler) run(m *Manager) {
 	defer tick.Stop()
 	for {
 		select {
-		case <-s.done:
+		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}

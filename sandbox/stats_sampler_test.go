@@ -65,7 +65,7 @@ func (f fakeCgroup) ask() {
 }
 
 func samplerManager(period, idle time.Duration, cs []*Container, ps []*Pod) *Manager {
-	m := &Manager{log: zap.NewNop(), containers: map[string]*Container{}, pods: map[string]*Pod{}, sampler: newStatsSampler(period)}
+	m := &Manager{log: zap.NewNop(), containers: map[string]*Container{}, pods: map[string]*Pod{}, sampler: newStatsSampler(period), bg: newBackground()}
 	m.sampler.idle = idle
 	for _, c := range cs {
 		m.containers[c.id] = c
@@ -89,7 +89,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestWithoutAPeriodEveryStatsCallReadsTheCgroup(t *testing.T) {
 	c, f := fakeContainer(t, "a", stateRunning)
 	m := samplerManager(0, time.Minute, []*Container{c}, nil)
-	defer m.sampler.stop()
+	defer m.bg.close()
 	for _, usec := range []int{1000, 2000, 3000} {
 		f.setCPU(t, usec)
 		x, err := m.cgroupStats(f.s, f.dir)
@@ -120,7 +120,7 @@ func TestTheSamplerRefreshesWhatCallsAskAboutAndStopsWhenNobodyAsks(t *testing.T
 	ready, rp := fakePod(t, "ready", podReady)
 	stopped, sp := fakePod(t, "stopped", podNotReady)
 	m := samplerManager(period, idle, []*Container{asked, unasked, created}, []*Pod{ready, stopped})
-	defer m.sampler.stop()
+	defer m.bg.close()
 
 	if x, err := m.cgroupStats(a.s, a.dir); err != nil || x.cpuNanos != 1e6 {
 		t.Fatalf("first call: %d ns, %v; want a read of 1000 µs", x.cpuNanos, err)
@@ -174,7 +174,7 @@ func TestTheSamplerOpensNoCgroup(t *testing.T) {
 	const period = 20 * time.Millisecond
 	c, f := fakeContainer(t, "a", stateRunning)
 	m := samplerManager(period, time.Minute, []*Container{c}, nil)
-	defer m.sampler.stop()
+	defer m.bg.close()
 	if _, err := m.cgroupStats(f.s, f.dir); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestStoppingTheSamplerEndsItAndKeepsItDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { m.sampler.stop(); close(done) }()
+	go func() { m.bg.close(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):

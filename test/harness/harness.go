@@ -32,9 +32,9 @@ import (
 	"time"
 
 	"github.com/berth-runtime/berth/cmd/berthd/config"
+	"github.com/berth-runtime/berth/oci"
 	"github.com/berth-runtime/berth/test/hostclean"
 	"github.com/berth-runtime/berth/test/hostnet"
-	"github.com/opencontainers/cgroups/systemd"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -260,7 +260,9 @@ func (d *Daemon) Kill(t testing.TB) {
 	d.checkNamespaces(t)
 	d.cmd.Process.Kill()
 	<-d.exited
-	d.conn.Close()
+	if d.conn != nil {
+		d.conn.Close()
+	}
 }
 
 // Restart starts the daemon again on the same directories and socket.
@@ -385,7 +387,7 @@ func (d *Daemon) slicePrefix() string { return strings.ReplaceAll(d.Tag, "-", "_
 // the driver: a directory that is not there costs nothing.
 func (d *Daemon) cgroupParents() []string {
 	parents := []string{"/" + d.Tag}
-	if dir, err := systemd.ExpandSlice(d.slicePrefix() + ".slice"); err == nil {
+	if dir, err := oci.CgroupDir(d.slicePrefix()+".slice", true); err == nil {
 		parents = append(parents, dir)
 	}
 	return parents
