@@ -22,7 +22,8 @@ package sandbox
 //     longer (at most layerMaxAge): a container writing many small files
 //     costs a walk now and then, never a walk per poll. A stale walk is
 //     answered while the next one runs in the background, so that no
-//     poll waits on a walk (the p99 of ListContainerStats did).
+//     poll waits on a walk (the p99 of ListContainerStats did). Walks
+//     run one at a time at the lowest CPU priority (background.go).
 //
 // A container that is not running reports its attributes and writable
 // layer but no CPU or memory, as containerd does. One that exits or goes
@@ -192,8 +193,9 @@ func (m *Manager) writableLayer(ctx context.Context, c *Container, exited time.T
 // than layerFresh allows, a new walk starts in the background and the old
 // one is answered meanwhile, with its own timestamp: a poll never waits for
 // a walk, except the container's first, which has nothing to answer with.
-// One walk runs at a time; callers share it, so it runs on bg, not on the
-// caller's context, and ends with the Manager. A walk made after the
+// One walk of a container runs at a time; callers share it, so it runs on
+// bg's low-priority worker, not on the caller's context, and ends with the
+// Manager. A walk made after the
 // container exited (exited, when not zero) stays true, and is never redone.
 func (s *statsState) layerUsage(ctx context.Context, bg *background, exited time.Time, walk func(context.Context) (image.Filesystem, error)) image.Filesystem {
 	s.layerMu.Lock()
@@ -201,7 +203,7 @@ func (s *statsState) layerUsage(ctx context.Context, bg *background, exited time
 		(time.Since(s.layer.Timestamp) > layerFresh(s.layerTook) && (exited.IsZero() || !s.layer.Timestamp.After(exited)))
 	if stale && s.layerWalk == nil {
 		done := make(chan struct{})
-		if bg.goRun(func(bctx context.Context) {
+		if bg.queueLow(func(bctx context.Context) {
 			start := time.Now()
 			fs, err := walk(bctx)
 			s.layerMu.Lock()
