@@ -9,12 +9,12 @@ import (
 // starting it (the stats sampler, writable-layer walks) and must end
 // before Close returns, which cancels its context and waits for it.
 //
-// Housekeeping runs at the lowest CPU priority, on threads of its own
-// (lowPriorityThread), so that it takes a CPU only when the CRI calls
-// leave one: kubelet's relist must not wait while 100 writable layers
-// are walked on both cores, which is what the first ListContainerStats
-// of a node used to set off. Nice 19, not SCHED_IDLE: a call waiting on
-// a container's first walk must get it even on a busy node.
+// Work nobody waits for (walks that refresh a stale figure) queues for a
+// single worker, one job at a time: the first ListContainerStats of a node
+// used to set off a walk of every container's writable layer at once,
+// 100 goroutines on both cores, while kubelet's next relist waited for a
+// CPU. Work a call waits for runs at once (goRun), so that no call waits
+// behind another container's walk.
 type background struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -32,25 +32,23 @@ func newBackground() *background {
 	return &background{ctx: ctx, cancel: cancel}
 }
 
-// goLow runs fn at low priority on a goroutine and thread of its own,
-// with a context that ends on close; for a loop such as the sampler. It
+// goRun runs fn on a new goroutine with a context that ends on close. It
 // runs nothing and returns false once close has begun.
-func (b *background) goLow(fn func(ctx context.Context)) bool {
+func (b *background) goRun(fn func(ctx context.Context)) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return false
 	}
-	b.goLowLocked(func() { fn(b.ctx) })
+	b.goLocked(func() { fn(b.ctx) })
 	return true
 }
 
-// queueLow queues fn for the low-priority worker, which runs the queued
-// jobs one at a time, in order, and ends when none is left: a hundred
-// walks take one thread, not a hundred. Jobs queued when close begins
-// still run, on the ended context. It queues nothing and returns false
-// once close has begun.
-func (b *background) queueLow(fn func(ctx context.Context)) bool {
+// enqueue queues fn for the worker, which runs the queued jobs one at a
+// time, in order, and ends when none is left. Jobs queued when close
+// begins still run, on the ended context. It queues nothing and returns
+// false once close has begun.
+func (b *background) enqueue(fn func(ctx context.Context)) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -59,7 +57,7 @@ func (b *background) queueLow(fn func(ctx context.Context)) bool {
 	b.queue = append(b.queue, fn)
 	if !b.working {
 		b.working = true
-		b.goLowLocked(b.work)
+		b.goLocked(b.work)
 	}
 	return true
 }
@@ -81,13 +79,11 @@ func (b *background) work() {
 	}
 }
 
-// goLowLocked runs fn on a new goroutine on a low-priority thread that
-// ends with it. b.mu is held.
-func (b *background) goLowLocked(fn func()) {
+// goLocked runs fn on a new goroutine that close waits for. b.mu is held.
+func (b *background) goLocked(fn func()) {
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
-		lowPriorityThread()
 		fn()
 	}()
 }

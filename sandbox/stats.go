@@ -22,8 +22,8 @@ package sandbox
 //     longer (at most layerMaxAge): a container writing many small files
 //     costs a walk now and then, never a walk per poll. A stale walk is
 //     answered while the next one runs in the background, so that no
-//     poll waits on a walk (the p99 of ListContainerStats did). Walks
-//     run one at a time at the lowest CPU priority (background.go).
+//     poll waits on a walk (the p99 of ListContainerStats did). Those
+//     background walks run one at a time (background.go).
 //
 // A container that is not running reports its attributes and writable
 // layer but no CPU or memory, as containerd does. One that exits or goes
@@ -194,16 +194,18 @@ func (m *Manager) writableLayer(ctx context.Context, c *Container, exited time.T
 // one is answered meanwhile, with its own timestamp: a poll never waits for
 // a walk, except the container's first, which has nothing to answer with.
 // One walk of a container runs at a time; callers share it, so it runs on
-// bg's low-priority worker, not on the caller's context, and ends with the
-// Manager. A walk made after the
-// container exited (exited, when not zero) stays true, and is never redone.
+// bg, not on the caller's context, and ends with the Manager. A first walk
+// starts at once, since a call waits for it; a later one queues for bg's
+// worker, behind other containers' walks. A walk made after the container
+// exited (exited, when not zero) stays true, and is never redone.
 func (s *statsState) layerUsage(ctx context.Context, bg *background, exited time.Time, walk func(context.Context) (image.Filesystem, error)) image.Filesystem {
 	s.layerMu.Lock()
-	stale := s.layer.Timestamp.IsZero() ||
+	first := s.layer.Timestamp.IsZero()
+	stale := first ||
 		(time.Since(s.layer.Timestamp) > layerFresh(s.layerTook) && (exited.IsZero() || !s.layer.Timestamp.After(exited)))
 	if stale && s.layerWalk == nil {
 		done := make(chan struct{})
-		if bg.queueLow(func(bctx context.Context) {
+		run := func(bctx context.Context) {
 			start := time.Now()
 			fs, err := walk(bctx)
 			s.layerMu.Lock()
@@ -213,7 +215,12 @@ func (s *statsState) layerUsage(ctx context.Context, bg *background, exited time
 			s.layerWalk = nil
 			s.layerMu.Unlock()
 			close(done)
-		}) {
+		}
+		launch := bg.enqueue
+		if first {
+			launch = bg.goRun
+		}
+		if launch(run) {
 			s.layerWalk = done
 		}
 	}

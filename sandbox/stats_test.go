@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,5 +146,58 @@ func waitLayerWalk(t *testing.T, s *statsState) {
 		if time.Now().After(deadline) {
 			t.Fatal("the background walk did not end")
 		}
+	}
+}
+
+// TestAFirstWalkDoesNotWaitBehindOtherContainersWalks: a call waits for
+// a container's first walk, so that one starts at once, while walks that
+// refresh a stale figure queue for one worker.
+func TestAFirstWalkDoesNotWaitBehindOtherContainersWalks(t *testing.T) {
+	bg := newBackground()
+	defer bg.close()
+	// No call here waits longer: a first walk queued behind a blocked one
+	// would wait for ever.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fixed := func(used uint64) func(context.Context) (image.Filesystem, error) {
+		return func(context.Context) (image.Filesystem, error) {
+			return image.Filesystem{UsedBytes: used, Timestamp: time.Now()}, nil
+		}
+	}
+	// Two containers with stale walks: the first one's refresh blocks the
+	// worker, the second one's queues behind it.
+	var stale [2]statsState
+	release := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	defer unblock() // before bg.close, which waits for the worker
+	refreshed := make(chan struct{}, 2)
+	for i := range stale {
+		if got := stale[i].layerUsage(ctx, bg, time.Time{}, fixed(1)).UsedBytes; got != 1 {
+			t.Fatalf("container %d's first walk answered %d bytes, want 1: it waited behind the queue", i, got)
+		}
+		stale[i].layerMu.Lock()
+		stale[i].layer.Timestamp = time.Now().Add(-layerMaxAge - time.Second)
+		stale[i].layerMu.Unlock()
+		stale[i].layerUsage(ctx, bg, time.Time{}, func(context.Context) (image.Filesystem, error) {
+			refreshed <- struct{}{}
+			<-release
+			return image.Filesystem{UsedBytes: 2, Timestamp: time.Now()}, nil
+		})
+	}
+	<-refreshed
+	select {
+	case <-refreshed:
+		t.Fatal("two refreshing walks ran at once")
+	default:
+	}
+
+	var fresh statsState
+	if got := fresh.layerUsage(ctx, bg, time.Time{}, fixed(7)).UsedBytes; got != 7 {
+		t.Errorf("a new container's first walk answered %d bytes, want its 7: it waited behind the queue", got)
+	}
+	unblock()
+	<-refreshed // the second refresh runs once the first ends
+	for i := range stale {
+		waitLayerWalk(t, &stale[i])
 	}
 }

@@ -35,9 +35,8 @@ var roles = map[string]func(){
 // their thread into a pod's namespaces lock it and exit, which ends a
 // thread; the main thread cannot end, so Go would park it for good, still
 // in that pod's namespaces: /proc/<berthd>/ns would name the pod's, and
-// hold them after the pod is gone. Housekeeping threads end the same way,
-// at nice 19 (sandbox/background.go). Locked to main, it never runs such
-// a goroutine. (Only an init function can lock the main thread to main.)
+// hold them after the pod is gone. Locked to main, it never runs such a
+// goroutine. (Only an init function can lock the main thread to main.)
 func init() { runtime.LockOSThread() }
 
 func main() {
