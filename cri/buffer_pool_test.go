@@ -12,7 +12,7 @@ func TestResponsesAreEncodedIntoBuffersSizedToThem(t *testing.T) {
 		size, cap int
 	}{
 		{"a ListContainers answer for 100 containers takes 64 KiB, not 1 MiB", 45 << 10, 64 << 10},
-		{"a ListPodSandbox answer for 100 pods takes 32 KiB", 24 << 10, 32 << 10},
+		{"an answer of 40 KiB takes 64 KiB", 40 << 10, 64 << 10},
 		{"an answer just over a power of two takes the next one", 128<<10 + 1, 256 << 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

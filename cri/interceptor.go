@@ -23,6 +23,7 @@ func ServerOptions(log *zap.Logger) []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(MaxMsgSize),
 		grpc.MaxSendMsgSize(MaxMsgSize),
 		grpc.ChainUnaryInterceptor(unaryInterceptor(log)),
+		bufferPoolOption(),
 	}
 }
 
