@@ -78,8 +78,9 @@ func TestCreateContainerOutlivesItsCallersDeadline(t *testing.T) {
 // listens for the pty master on a socket while the runtime creates the
 // container. Killed there (by a runtime that kills its parent), it cleans
 // up nothing itself, so the socket must be among what berthd removes when
-// the create fails: nothing is left in the temporary directory or, as the
-// harness checks at the end, anywhere else.
+// the create fails. It lives in the container's state dir, which must be
+// gone; nothing may be left in /tmp either, where it once lived, nor, as
+// the harness checks at the end, anywhere else.
 func TestATTYContainerWhoseMonitorDiesInCreateLeavesNothing(t *testing.T) {
 	d := startWithWrappedRunc(t, "killer", "kill -9 $PPID && exit 1")
 	image := pullPodTestImage(t, d)
