@@ -75,8 +75,12 @@ type Container struct {
 	// its execs (loaded from config.json at recovery).
 	process *specs.Process
 
-	// stopMu serialises Stop and Remove of this container.
+	// stopMu serialises Start, Stop and Remove of this container, and
+	// guards preExec.
 	stopMu sync.Mutex
+	// preExec is the executable the runtime's init ran when
+	// StartContainer released it (zero after a restart of berthd).
+	preExec fileID
 
 	// stats is what the stats calls keep between calls (stats.go).
 	stats statsState

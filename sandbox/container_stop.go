@@ -39,6 +39,9 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 	if !ok {
 		return fmt.Errorf("runtime handler %q: %w", c.handler, errdefs.ErrFailedPrecondition)
 	}
+	// What the runtime's init runs until it execs the program: a stop
+	// signal waits for that exec (stop_signal_linux.go).
+	c.preExec = exeOf(st.Pid)
 	started := time.Now()
 	if err := rt.Start(ctx, c.id); err != nil {
 		_ = rt.Kill(context.WithoutCancel(ctx), c.id, unix.SIGKILL, true)
@@ -106,18 +109,25 @@ func (m *Manager) stopLocked(ctx context.Context, c *Container, timeout time.Dur
 		if err != nil {
 			return err
 		}
-		if err := rt.Kill(ctx, c.id, sig, false); err != nil && !errdefs.IsNotFound(err) {
-			log.Warn("send stop signal", zap.Error(err))
-		}
 		t := time.NewTimer(timeout)
-		select {
-		case <-h.exited:
-			t.Stop()
+		defer t.Stop()
+		// The signal goes once the program can receive it; the wait counts
+		// against the timeout.
+		if awaitSignalReady(ctx, c.snapshot().Pid, c.preExec, sig, h.exited, t.C) {
+			if err := rt.Kill(ctx, c.id, sig, false); err != nil && !errdefs.IsNotFound(err) {
+				log.Warn("send stop signal", zap.Error(err))
+			}
+			select {
+			case <-h.exited:
+				return nil
+			case <-t.C:
+				log.Debug("stop timeout passed; killing", zap.Duration("timeout", timeout))
+			case <-ctx.Done():
+			}
+		} else if !h.alive() {
 			return nil
-		case <-t.C:
-			log.Debug("stop timeout passed; killing", zap.Duration("timeout", timeout))
-		case <-ctx.Done():
-			t.Stop()
+		} else {
+			log.Debug("stop signal not sent: the program caught none before the deadline; killing", zap.Duration("timeout", timeout))
 		}
 	}
 	// Kill even when the caller gave up: a half-stopped container helps no one.

@@ -1121,3 +1121,48 @@ func TestStopContainerSendsTheImagesStopSignalUnlessTheConfigNamesOne(t *testing
 		}
 	})
 }
+
+func TestStopRightAfterStartReachesTheHandlerOfPID1(t *testing.T) {
+	// A stop that follows the start at once must not lose the signal: the
+	// kernel drops a signal sent from outside to a PID namespace's init
+	// that has no handler for it yet, so Berth waits until the handler is
+	// there (or the deadline). Every stop ends with the trap's exit code;
+	// a lost SIGTERM would end in SIGKILL (137) at the deadline.
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		const rounds = 50
+		lost := 0
+		for i := 0; i < rounds; i++ {
+			cfg := e.config("trap"+strconv.Itoa(i), "trap 'exit 7' TERM; sleep 3600 & wait")
+			id := e.mustRun(t, cfg)
+			if _, err := e.d.Runtime.StopContainer(ctxFor(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 20}); err != nil {
+				t.Fatalf("StopContainer: %v", err)
+			}
+			if st := e.mustStatus(t, id); st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 7 {
+				t.Errorf("round %d: %v exit %d, want exited 7 from the TERM trap", i, st.State, st.ExitCode)
+				lost++
+			}
+			if _, err := e.d.Runtime.RemoveContainer(ctxFor(t), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+				t.Fatalf("RemoveContainer: %v", err)
+			}
+			if lost > 2 {
+				t.Fatalf("stop signal lost in %d of %d rounds", lost, i+1)
+			}
+		}
+	})
+}
+
+func TestStopOfAPID1WithoutAHandlerKillsItAtTheDeadline(t *testing.T) {
+	// sleep installs no handler: the SIGTERM can never reach it, and the
+	// SIGKILL at the deadline ends it, as on other runtimes.
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		cfg := e.config("nohandler", "")
+		cfg.Command = []string{"sleep", "3600"}
+		id := e.mustRun(t, cfg)
+		if _, err := e.d.Runtime.StopContainer(ctxFor(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 1}); err != nil {
+			t.Fatalf("StopContainer: %v", err)
+		}
+		if st := e.mustStatus(t, id); st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 {
+			t.Errorf("after StopContainer: %v exit %d, want exited 137 (SIGKILL at the deadline)", st.State, st.ExitCode)
+		}
+	})
+}
