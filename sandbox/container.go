@@ -84,6 +84,8 @@ type Container struct {
 
 	// stats is what the stats calls keep between calls (stats.go).
 	stats statsState
+	// events orders the container's events (events.go).
+	events containerEvents
 
 	// mu guards the fields below.
 	mu        sync.Mutex

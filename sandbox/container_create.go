@@ -170,22 +170,31 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	c.monitor = h
 	c.mu.Unlock()
 
-	// Insert under m.mu, checking the pod is still ready: StopPod marks it
-	// not ready under m.mu before it collects the pod's containers.
+	if err := m.insertContainer(p, c); err != nil {
+		return "", err
+	}
+	m.containerCreated(c)
+	log.Debug("container created", zap.Int("pid", pid))
+	return id, nil
+}
+
+// insertContainer adds c to the containers under m.mu, checking the pod is
+// still ready: StopPod marks it not ready under m.mu before it collects
+// the pod's containers.
+func (m *Manager) insertContainer(p *Pod, c *Container) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !p.ready() {
-		return "", fmt.Errorf("pod sandbox %s stopped while the container was created: %w", p.id, errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("pod sandbox %s stopped while the container was created: %w", p.id, errdefs.ErrFailedPrecondition)
 	}
 	for _, o := range m.containers {
-		if o.name == name {
-			return "", fmt.Errorf("container name %q is reserved by %s: %w", name, o.id, errdefs.ErrAlreadyExists)
+		if o.name == c.name {
+			return fmt.Errorf("container name %q is reserved by %s: %w", c.name, o.id, errdefs.ErrAlreadyExists)
 		}
 	}
-	m.containers[id] = c
-	m.ctrIDs.add(id)
-	log.Debug("container created", zap.Int("pid", pid))
-	return id, nil
+	m.containers[c.id] = c
+	m.ctrIDs.add(c.id)
+	return nil
 }
 
 // containerName is the unique name of a container, as containerd forms it.

@@ -43,6 +43,9 @@ func (m *Manager) recoverContainer(c *Container) {
 	if spec, err := oci.ReadSpec(c.bundle); err == nil {
 		c.process = spec.Process
 	}
+	// Its CREATED (and STARTED) went to subscribers of an earlier berthd;
+	// an exit from now on is sent.
+	c.events.created = true
 	rs, err := readRunState(c.stateDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.Warn("read container run state", zap.Error(err))
@@ -58,6 +61,7 @@ func (m *Manager) recoverContainer(c *Container) {
 		h, err := adoptMonitor(rs.MonitorPid, rs.MonitorStart, func() {
 			st, ok, _ := readExitStatus(c.stateDir)
 			c.setExited(st, ok)
+			m.containerExited(c)
 		})
 		if err == nil {
 			c.mu.Lock()
@@ -72,4 +76,5 @@ func (m *Manager) recoverContainer(c *Container) {
 		log.Warn("read exit status", zap.Error(err))
 	}
 	c.setExited(st, ok)
+	c.events.stopped = true // it exited while no berthd watched; nobody was subscribed
 }

@@ -17,6 +17,29 @@ func (m *Manager) ContainerStatus(ctx context.Context, id string, verbose bool) 
 	if err != nil {
 		return nil, nil, err
 	}
+	out := c.criStatus()
+	if !verbose {
+		return out, nil, nil
+	}
+	st := c.snapshot()
+	info := map[string]any{
+		"sandboxID":      c.podID,
+		"pid":            st.Pid,
+		"runtimeHandler": c.handler,
+		"removing":       st.Removing,
+	}
+	if spec, err := oci.ReadSpec(c.bundle); err == nil {
+		info["runtimeSpec"] = spec
+	}
+	data, err := json.Marshal(info)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode status info: %w", err)
+	}
+	return out, map[string]string{"info": string(data)}, nil
+}
+
+// criStatus is the container's CRI status (not verbose).
+func (c *Container) criStatus() *runtimeapi.ContainerStatus {
 	st := c.snapshot()
 	c.mu.Lock()
 	res := c.resources
@@ -53,23 +76,7 @@ func (m *Manager) ContainerStatus(ctx context.Context, id string, verbose bool) 
 			Uid: int64(p.User.UID), Gid: int64(p.User.GID), SupplementalGroups: gids64(p.User.AdditionalGids),
 		}}
 	}
-	if !verbose {
-		return out, nil, nil
-	}
-	info := map[string]any{
-		"sandboxID":      c.podID,
-		"pid":            st.Pid,
-		"runtimeHandler": c.handler,
-		"removing":       st.Removing,
-	}
-	if spec, err := oci.ReadSpec(c.bundle); err == nil {
-		info["runtimeSpec"] = spec
-	}
-	data, err := json.Marshal(info)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode status info: %w", err)
-	}
-	return out, map[string]string{"info": string(data)}, nil
+	return out
 }
 
 func gids64(g []uint32) []int64 {

@@ -43,6 +43,7 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 	// signal waits for that exec (stop_signal_linux.go).
 	c.preExec = exeOf(st.Pid)
 	started := time.Now()
+	c.containerStarting()
 	if err := rt.Start(ctx, c.id); err != nil {
 		_ = rt.Kill(context.WithoutCancel(ctx), c.id, unix.SIGKILL, true)
 		_ = c.update(func(s *containerStatus) error {
@@ -52,6 +53,7 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 			}
 			return nil
 		})
+		m.containerStarted(c, false)
 		return fmt.Errorf("start container %s: %w", c.id, err)
 	}
 	_ = c.update(func(s *containerStatus) error {
@@ -61,6 +63,7 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 		}
 		return nil
 	})
+	m.containerStarted(c, true)
 	st = c.snapshot()
 	c.mu.Lock()
 	h := c.monitor
@@ -235,6 +238,7 @@ func (m *Manager) removeContainer(ctx context.Context, c *Container) error {
 	delete(m.containers, c.id)
 	m.ctrIDs.remove(c.id)
 	m.mu.Unlock()
+	m.containerRemoved(c)
 	c.stats.remove()
 	c.mu.Lock()
 	if c.monitor != nil {

@@ -70,6 +70,7 @@ func (m *Manager) startMonitor(c *Container, mc monitorConfig) (_ *monitorHandle
 	h, err := watchChild(cmd, func() {
 		st, ok, _ := readExitStatus(c.stateDir)
 		c.setExited(st, ok)
+		m.containerExited(c)
 	})
 	if err != nil {
 		_ = cmd.Process.Kill()

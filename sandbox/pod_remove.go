@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"go.uber.org/zap"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // RemovePod removes the pod and its containers, running or not: it stops
@@ -30,6 +31,7 @@ func (m *Manager) RemovePod(ctx context.Context, id string) error {
 	if err := m.store.delete(bucketPods, p.id); err != nil {
 		return fmt.Errorf("delete pod record: %w", err)
 	}
+	info := p.info()
 	m.mu.Lock()
 	delete(m.pods, p.id)
 	m.podIDs.remove(p.id)
@@ -38,6 +40,7 @@ func (m *Manager) RemovePod(ctx context.Context, id string) error {
 	}
 	m.mu.Unlock()
 	p.stats.remove()
+	m.podEvent(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, p.id, p.id, &info)
 	m.log.Info("pod removed", zap.String("sandbox", p.id))
 	return nil
 }

@@ -202,6 +202,8 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	if p.init != nil {
 		go m.watchPodInit(p, p.init)
 	}
+	m.podEvent(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, id, id, nil)
+	m.podEvent(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, id, id, nil)
 	log.Info("pod ready", zap.String("pod", name), zap.String("runtime_handler", handler),
 		zap.Strings("ips", p.ips), zap.String("cgroup", cgroup))
 	return id, nil

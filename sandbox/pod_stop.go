@@ -7,6 +7,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"go.uber.org/zap"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // StopPod stops every container of the pod (their stop signal, then
@@ -52,12 +53,18 @@ func (m *Manager) stopPodLocked(ctx context.Context, p *Pod) error {
 	// Not ready first, under m.mu: no container can join the pod from now.
 	m.mu.Lock()
 	p.mu.Lock()
+	wasReady := p.state == podReady
 	p.state = podNotReady
 	rec := p.recordLocked()
 	p.mu.Unlock()
 	m.mu.Unlock()
 	if err := m.store.put(bucketPods, p.id, rec); err != nil {
 		return fmt.Errorf("store pod state: %w", err)
+	}
+	if wasReady {
+		// Sent when the stop is done (or failed half-way: the pod is not
+		// ready either way), so that it reports the containers stopped.
+		defer m.podEvent(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, p.id, p.id, nil)
 	}
 
 	grace := time.Duration(m.cfg.StopTimeoutGrace) * time.Second
@@ -96,6 +103,7 @@ func (m *Manager) watchPodInit(p *Pod, i *podInit) {
 	rec := p.recordLocked()
 	p.mu.Unlock()
 	m.log.Warn("berth-podinit exited; pod is not ready", zap.String("sandbox", p.id), zap.Int("pid", i.pid))
+	m.podEvent(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, p.id, p.id, nil)
 	if err := m.store.put(bucketPods, p.id, rec); err != nil {
 		m.log.Error("store pod state", zap.String("sandbox", p.id), zap.Error(err))
 	}

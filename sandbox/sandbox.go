@@ -94,6 +94,8 @@ type Manager struct {
 	spare monitorSpares
 	// sampler keeps the stats calls' cgroup samples fresh (stats_sampler.go).
 	sampler *statsSampler
+	// events fans container and pod events out to subscribers (events.go).
+	events eventHub
 	// bg runs work that outlives its call (the sampler, writable-layer
 	// walks) until Close.
 	bg *background
