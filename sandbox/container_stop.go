@@ -79,9 +79,16 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 
 // StopContainer stops a container: its stop signal, then SIGKILL to all
 // its processes once timeout has passed (at once for 0). Stopping a
-// stopped container is not an error.
+// stopped container, or one that is not there, is not an error: the CRI
+// asks for idempotent stops and kubelet retries them (containerd answers
+// OK too). An ambiguous prefix stays an error: nothing is stopped on a
+// guess.
 func (m *Manager) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
 	c, err := m.containerByID(id)
+	if errdefs.IsNotFound(err) {
+		m.log.Debug("stop of an unknown container: nothing to do", zap.String("container", id))
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -199,6 +206,7 @@ func parseSignal(name string) (syscall.Signal, error) {
 func (m *Manager) RemoveContainer(ctx context.Context, id string) error {
 	c, err := m.containerByID(id)
 	if errdefs.IsNotFound(err) {
+		m.log.Debug("removal of an unknown container: nothing to do", zap.String("container", id))
 		return nil
 	}
 	if err != nil {

@@ -16,6 +16,9 @@ import (
 func (m *Manager) RemovePod(ctx context.Context, id string) error {
 	p, err := m.lockPod(id)
 	if p == nil {
+		if err == nil {
+			m.log.Debug("removal of an unknown pod: nothing to do", zap.String("sandbox", id))
+		}
 		return err
 	}
 	defer p.lifecycle.Unlock()

@@ -18,6 +18,9 @@ import (
 func (m *Manager) StopPod(ctx context.Context, id string) error {
 	p, err := m.lockPod(id)
 	if p == nil {
+		if err == nil {
+			m.log.Debug("stop of an unknown pod: nothing to do", zap.String("sandbox", id))
+		}
 		return err
 	}
 	defer p.lifecycle.Unlock()

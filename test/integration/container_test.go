@@ -1166,3 +1166,45 @@ func TestStopOfAPID1WithoutAHandlerKillsItAtTheDeadline(t *testing.T) {
 		}
 	})
 }
+
+func TestStopAndRemoveOfUnknownIDsSucceedAndDoNothing(t *testing.T) {
+	// The CRI asks stops and removals to be idempotent and kubelet retries
+	// them after restarts: an ID that names nothing is OK (containerd 2.x
+	// answers so), and the pod and container that do exist are untouched.
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		id := e.mustRun(t, e.config("bystander", "sleep 3600"))
+		// A first digit neither ID starts with names nothing.
+		free := strings.NewReplacer(id[:1], "", e.pod[:1], "").Replace("0123456789abcdef")[:1]
+		for _, unknown := range []string{strings.Repeat(free, 64), free + "notanid"} {
+			for name, call := range map[string]func() error{
+				"StopContainer": func() error {
+					_, err := e.d.Runtime.StopContainer(ctxFor(t), &runtimeapi.StopContainerRequest{ContainerId: unknown, Timeout: 10})
+					return err
+				},
+				"RemoveContainer": func() error {
+					_, err := e.d.Runtime.RemoveContainer(ctxFor(t), &runtimeapi.RemoveContainerRequest{ContainerId: unknown})
+					return err
+				},
+				"StopPodSandbox": func() error {
+					_, err := e.d.Runtime.StopPodSandbox(ctxFor(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: unknown})
+					return err
+				},
+				"RemovePodSandbox": func() error {
+					_, err := e.d.Runtime.RemovePodSandbox(ctxFor(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: unknown})
+					return err
+				},
+			} {
+				if err := call(); err != nil {
+					t.Errorf("%s of unknown ID %q: %v, want OK", name, unknown, err)
+				}
+			}
+		}
+		if st := e.mustStatus(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			t.Errorf("container is %v after stops and removals of unknown IDs, want running", st.State)
+		}
+		pod, err := e.d.Runtime.PodSandboxStatus(ctxFor(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: e.pod})
+		if err != nil || pod.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_READY {
+			t.Errorf("pod after stops and removals of unknown IDs: %v, %v; want ready", pod.GetStatus().GetState(), err)
+		}
+	})
+}

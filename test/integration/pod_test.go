@@ -474,6 +474,11 @@ func TestPodIDPrefixesWorkAndAmbiguousOnesAreRefused(t *testing.T) {
 			t.Errorf("pod %s is %v after calls with an ambiguous prefix, want READY", id, s.State)
 		}
 	}
+	// A list filter is no place for an error: an ambiguous prefix selects
+	// no pod, as in containerd.
+	if resp, err := d.Runtime.ListPodSandbox(ctxFor(t), &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{Id: ambiguous}}); err != nil || len(resp.Items) != 0 {
+		t.Errorf("ListPodSandbox by ambiguous prefix %s: %d pods, %v; want none", ambiguous, len(resp.GetItems()), err)
+	}
 	// A unique prefix works for every call and for the list filter.
 	if _, err := d.Runtime.UpdatePodSandboxResources(ctxFor(t), &runtimeapi.UpdatePodSandboxResourcesRequest{PodSandboxId: a[:10],
 		Resources: &runtimeapi.LinuxContainerResources{CpuShares: 512}}); err != nil {
