@@ -8,9 +8,8 @@ import (
 
 // PodSandboxStats and ListPodSandboxStats: the figures are the sandbox
 // package's (sandbox/stats.go). ListMetricDescriptors and
-// ListPodSandboxMetrics (Prometheus-style metrics, which kubelet asks for
-// only under its PodAndContainerStatsFromCRI feature gate) are not built
-// and answer Unimplemented.
+// ListPodSandboxMetrics put the same figures in cAdvisor's names
+// (sandbox/metrics.go).
 
 func (s *runtimeService) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
 	st, err := s.pods.PodStats(ctx, req.GetPodSandboxId())
