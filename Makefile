@@ -5,7 +5,15 @@
 GO        ?= go
 BIN       := $(CURDIR)/bin
 BERTHD    := $(BIN)/berthd
-VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# Berth's version (cri/version.go): the VERSION file for a release (a clean
+# tree at tag v$(BASE_VERSION), or RELEASE=1), else
+# $(BASE_VERSION)-dev+<commit>[.dirty]. Both are semantic versions, which
+# kubelet needs.
+BASE_VERSION := $(shell cat VERSION)
+COMMIT    := $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+DIRTY     := $(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo .dirty)
+RELEASE   ?= $(if $(DIRTY),,$(shell git tag --points-at HEAD 2>/dev/null | grep -qx 'v$(BASE_VERSION)' && echo 1))
+VERSION   := $(if $(RELEASE),$(BASE_VERSION),$(BASE_VERSION)-dev$(if $(COMMIT),+$(COMMIT)$(DIRTY)))
 LDFLAGS   := -X github.com/berth-runtime/berth/cri.Version=$(VERSION)
 # Test packages run two at a time (the machine has 2 cores); the integration
 # tests start their own berthds and wait on real processes, so give them time.

@@ -17,9 +17,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Version is berthd's version, set at build time.
-var Version = "dev"
-
 // Options create a Server.
 type Options struct {
 	Images  *image.Store

@@ -17,6 +17,7 @@ import (
 	"github.com/berth-runtime/berth/test/harness"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"k8s.io/apimachinery/pkg/util/version"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -28,6 +29,18 @@ func TestVersionNamesBerthAndCRIv1(t *testing.T) {
 	}
 	if v.RuntimeName != "berth" || v.RuntimeApiVersion != "v1" || v.Version != "0.1.0" || v.RuntimeVersion == "" {
 		t.Fatalf("Version = %+v, want runtime_name berth, runtime_api_version v1, version 0.1.0 and a runtime_version", v)
+	}
+	// kubelet parses runtime_version as a semantic version (else the node
+	// shows berth://Unknown); berthd --version prints the same.
+	if _, err := version.ParseSemantic(v.RuntimeVersion); err != nil {
+		t.Errorf("runtime_version %q is not a semantic version: %v", v.RuntimeVersion, err)
+	}
+	out, err := exec.Command(harness.Binary(t), "--version").Output()
+	if err != nil {
+		t.Fatalf("berthd --version: %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); got != "berthd "+v.RuntimeVersion {
+		t.Errorf("berthd --version printed %q, want \"berthd %s\"", got, v.RuntimeVersion)
 	}
 }
 
