@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/berth-runtime/berth/oci"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -31,9 +32,27 @@ func (s *runtimeService) Status(ctx context.Context, req *runtimeapi.StatusReque
 		if err != nil {
 			return nil, err
 		}
-		resp.Info = map[string]string{"config": string(cfg)}
+		sec, err := json.Marshal(securityInfo())
+		if err != nil {
+			return nil, err
+		}
+		resp.Info = map[string]string{"config": string(cfg), "security": string(sec)}
 	}
 	return resp, nil
+}
+
+// securityInfo is what verbose Status says about container security: the
+// CRI's feature messages have no field for it, so kubelet and crictl users
+// read it here.
+func securityInfo() map[string]any {
+	return map[string]any{
+		// Every handler enforces seccomp: the built-in runtime compiles
+		// and loads the filter, runc and crun read it from the spec.
+		"seccomp_enforced":        oci.SeccompEnforced,
+		"seccomp_default_profile": "moby/containerd default (github.com/moby/profiles/seccomp)",
+		"seccomp_notify":          false,
+		"default_capabilities":    oci.DefaultCapabilities,
+	}
 }
 
 // runtimeHandlers lists the handlers for Status; the default one is also

@@ -4,7 +4,9 @@
 # Packages already present are not reinstalled, and apt-get runs only when
 # something is missing, so a second call costs nothing.
 set -eu
-run="iproute2 iptables nftables containernetworking-plugins runc crun"
+# libseccomp-dev and pkg-config build berthd (its seccomp filters are
+# compiled with libseccomp through cgo); libseccomp2 comes with them.
+run="iproute2 iptables nftables containernetworking-plugins runc crun libseccomp-dev pkg-config"
 # busybox (dynamic, not busybox-static) is what test images are built from;
 # docker-registry serves them in the end-to-end tests; htpasswd (apache2-utils)
 # writes its bcrypt password file; gcc and libc6-dev build the cgo parts.

@@ -175,8 +175,9 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 	if err != nil {
 		return 0, err
 	}
-	if s.Linux.Seccomp != nil {
-		return 0, fmt.Errorf("container %s: seccomp: %w", id, errdefs.ErrNotImplemented)
+	filter, err := compileSeccomp(s.Linux.Seccomp)
+	if err != nil {
+		return 0, fmt.Errorf("container %s: seccomp: %w", id, err)
 	}
 	rootfs := s.Root.Path
 	if !filepath.IsAbs(rootfs) {
@@ -232,6 +233,13 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 	}()
 	if err := cg.Set(cgCfg.Resources); err != nil {
 		return 0, fmt.Errorf("container %s: set cgroup limits: %w", id, err)
+	}
+
+	if filter != nil {
+		// Execs load the same program (see Exec).
+		if err := os.WriteFile(filepath.Join(dir, seccompFile), filter.Insns, 0o600); err != nil {
+			return 0, fmt.Errorf("container %s: seccomp: %w", id, err)
+		}
 	}
 
 	fifoPath := filepath.Join(dir, "exec.fifo")
@@ -314,6 +322,7 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 		CgroupNS:    cgroupNS,
 		CgroupPaths: cg.GetPaths(),
 		Console:     s.Process.Terminal,
+		Seccomp:     filter,
 	}
 	if err := sendJSON(parentSock, cfg); err != nil {
 		return 0, fmt.Errorf("container %s: send init config: %w", id, err)
@@ -338,6 +347,9 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 			Path: cgCfg.Path, Parent: cgCfg.Parent, ScopePrefix: cgCfg.ScopePrefix, Name: cgCfg.Name,
 			Systemd: cgCfg.Systemd, Paths: cg.GetPaths(),
 		},
+	}
+	if filter != nil {
+		st.Seccomp = &seccompState{Flags: filter.Flags}
 	}
 	if err := r.save(st); err != nil {
 		return 0, fmt.Errorf("container %s: %w", id, err)

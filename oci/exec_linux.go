@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -40,6 +41,9 @@ const execSyncFd = 3
 type execConfig struct {
 	Process   *specs.Process `json:"process"`
 	ConsoleFd int            `json:"console_fd,omitempty"`
+	// SeccompFd is the container's seccomp.bpf, open (0: no filter).
+	SeccompFd    int  `json:"seccomp_fd,omitempty"`
+	SeccompFlags uint `json:"seccomp_flags,omitempty"`
 }
 
 // execNamespaces are joined in this order; mount last (nsenter.c defers it
@@ -98,6 +102,17 @@ func (r *builtin) Exec(ctx context.Context, id string, proc *specs.Process, pio 
 		return nil, fmt.Errorf("exec in %s: container is not running: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	cfg := execConfig{Process: proc}
+	if s.Seccomp != nil {
+		// The container's filter, compiled at Create: an exec is
+		// confined as its init is, or does not run.
+		f, err := os.Open(filepath.Join(r.dir(id), seccompFile))
+		if err != nil {
+			return nil, fmt.Errorf("exec in %s: seccomp filter: %w", id, err)
+		}
+		files = append(files, f)
+		cfg.SeccompFd, cfg.SeccompFlags = 3+len(extra), s.Seccomp.Flags
+		extra = append(extra, f)
+	}
 	if proc.Terminal {
 		if pio.ConsoleSocket == "" {
 			return nil, fmt.Errorf("exec in %s: terminal without a console socket: %w", id, errdefs.ErrInvalidArgument)
@@ -114,7 +129,7 @@ func (r *builtin) Exec(ctx context.Context, id string, proc *specs.Process, pio 
 		"_BERTH_NSENTER=" + strings.Join(plan, ","),
 		"_BERTH_NSENTER_CGROUP=" + strings.Join(s.Cgroup.procsFiles(), "\n"),
 	}
-	if fast, ok := fastExecConfig(proc); ok {
+	if fast, ok := fastExecConfig(proc, cfg.SeccompFd, cfg.SeccompFlags); ok {
 		env = append(env, "_BERTH_EXEC_C="+fast)
 	} else {
 		cfgJSON, err := json.Marshal(cfg)
@@ -288,21 +303,28 @@ func execContainer() error {
 	if err := chdirInside(p.Cwd); err != nil {
 		return err
 	}
+	var filter *seccompProgram
+	if cfg.SeccompFd > 0 {
+		f := os.NewFile(uintptr(cfg.SeccompFd), "seccomp.bpf")
+		insns, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("read seccomp filter: %w", err)
+		}
+		filter = &seccompProgram{Insns: insns, Flags: cfg.SeccompFlags}
+	}
 	// Behind the nsenter proxy (a parent outside this PID namespace), die
 	// with it: finishProcess re-arms the parent death signal after the
 	// credential change that clears it.
-	return finishProcess(p, path, nil, os.Getppid() == 0)
+	return finishProcess(p, path, filter, os.Getppid() == 0)
 }
 
 // fastExecConfig encodes proc for the C exec path of oci/nsenter (see
 // nsenter/exec.c); ok is false when that path cannot run it (a terminal,
 // or a config too large for an environment variable).
-//
-// Seccomp, when it lands, must reach execs too (the container's filter, from
-// its config.json): either exec.c loads a pre-compiled BPF program passed
-// as a memfd, right after no_new_privs, or execs with a filter take the Go
-// path, whose finishProcess already calls applySeccomp last.
-func fastExecConfig(p *specs.Process) (string, bool) {
+// seccompFd (0: none) is the container's compiled filter, which exec.c
+// loads as finishProcess does.
+func fastExecConfig(p *specs.Process, seccompFd int, seccompFlags uint) (string, bool) {
 	// exec.c holds up to 4096 args, env entries and groups.
 	if p.Terminal || len(p.Args) > 4000 || len(p.Env) > 4000 || len(p.User.AdditionalGids) > 4000 {
 		return "", false
@@ -354,6 +376,10 @@ func fastExecConfig(p *specs.Process) (string, bool) {
 			return "", false // the Go path reports it
 		}
 		add("rlimit", fmt.Sprintf("%d:%d:%d", r, l.Soft, l.Hard))
+	}
+	if seccompFd > 0 {
+		add("seccomp", strconv.Itoa(seccompFd))
+		add("seccompflags", strconv.FormatUint(uint64(seccompFlags), 10))
 	}
 	add("lastcap", strconv.Itoa(c.last))
 	for _, m := range []struct {

@@ -25,6 +25,8 @@ type initConfig struct {
 	CgroupNS    bool              `json:"cgroup_ns,omitempty"`
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 	Console     bool              `json:"console,omitempty"`
+	// Seccomp is the compiled Spec.Linux.Seccomp.
+	Seccomp *seccompProgram `json:"seccomp,omitempty"`
 }
 
 // InitMain is the "berth-init" role: a container's first process before it
@@ -51,7 +53,7 @@ func InitMain() {
 		os.Exit(1)
 	}
 	fifo.Close()
-	err = finishProcess(cfg.Spec.Process, path, cfg.Spec.Linux.Seccomp, false)
+	err = finishProcess(cfg.Spec.Process, path, cfg.Seccomp, false)
 	fmt.Fprintf(os.Stderr, "berth-init: %v\n", err)
 	os.Exit(127)
 }

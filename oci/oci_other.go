@@ -45,3 +45,14 @@ func SwapAccounting() bool { return false }
 
 // UnifiedMemory is false where there are no cgroups.
 func UnifiedMemory() bool { return false }
+
+// SeccompEnforced is false: there is no built-in runtime here.
+const SeccompEnforced = false
+
+// ValidateSeccomp refuses any filter where none can be compiled.
+func ValidateSeccomp(s *specs.LinuxSeccomp) error {
+	if s == nil {
+		return nil
+	}
+	return fmt.Errorf("seccomp: %w", errdefs.ErrNotImplemented)
+}

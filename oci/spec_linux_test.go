@@ -258,7 +258,7 @@ func TestFastExecConfigEncodesTheProcess(t *testing.T) {
 		Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 10, Hard: 20}},
 		NoNewPrivileges: true,
 	}
-	enc, ok := fastExecConfig(p)
+	enc, ok := fastExecConfig(p, 0, 0)
 	if !ok {
 		t.Fatal("not encodable")
 	}
@@ -279,7 +279,7 @@ func TestFastExecConfigEncodesTheProcess(t *testing.T) {
 			t.Errorf("%s: %q, want %q", k, got[k], want)
 		}
 	}
-	if _, ok := fastExecConfig(&specs.Process{Args: []string{"sh"}, Terminal: true}); ok {
+	if _, ok := fastExecConfig(&specs.Process{Args: []string{"sh"}, Terminal: true}, 0, 0); ok {
 		t.Error("a terminal exec took the C path")
 	}
 }

@@ -4,6 +4,8 @@ package oci
 //
 //	state.json  containerState, written atomically (temp file, fsync, rename)
 //	exec.fifo   exists from Create until Start; the init blocks reading it
+//	seccomp.bpf the compiled seccomp filter (sock_filter array), loaded by
+//	            the init and by every exec; absent without a filter
 //
 // Container states as the runtime sees them:
 //
@@ -41,6 +43,14 @@ type containerState struct {
 	StartTime uint64      `json:"start_time"`
 	Created   time.Time   `json:"created"`
 	Cgroup    cgroupState `json:"cgroup"`
+	// Seccomp is set when the container has a filter (seccomp.bpf).
+	Seccomp *seccompState `json:"seccomp,omitempty"`
+}
+
+const seccompFile = "seccomp.bpf"
+
+type seccompState struct {
+	Flags uint `json:"flags,omitempty"`
 }
 
 func (r *builtin) dir(id string) string { return filepath.Join(r.root, id) }

@@ -110,6 +110,9 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 	if err := setSecurity(s, sc); err != nil {
 		return nil, err
 	}
+	if err := setSeccomp(s, sc); err != nil {
+		return nil, err
+	}
 	if err := setResources(s, cfg.GetLinux().GetResources(), in); err != nil {
 		return nil, err
 	}
@@ -316,6 +319,18 @@ func hostDevice(p string) (specs.LinuxDevice, error) {
 
 // setSecurity applies privileged mode, capabilities, no_new_privs and the
 // masked and read-only paths.
+//
+// Capabilities follow the CRI's Capability message and containerd: the
+// default set with drop_capabilities removed and add_capabilities added
+// to the bounding, effective and permitted sets (not the inheritable one,
+// CVE-2022-24769); add_ambient_capabilities go into all five sets, so a
+// non-root process keeps them across execve. A privileged container gets
+// every capability berthd holds, writable /sys and cgroupfs, and no masked
+// or read-only paths.
+//
+// masked_paths and readonly_paths are taken as sent, an empty list meaning
+// none, as containerd and CRI-O take them: kubelet always sends them, the
+// runtime's defaults for procMount Default and empty lists for Unmasked.
 func setSecurity(s *specs.Spec, sc *runtimeapi.LinuxContainerSecurityContext) error {
 	s.Process.NoNewPrivileges = sc.GetNoNewPrivs()
 	if sc.GetPrivileged() {
@@ -333,20 +348,42 @@ func setSecurity(s *specs.Spec, sc *runtimeapi.LinuxContainerSecurityContext) er
 	if err != nil {
 		return err
 	}
-	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+	lc := &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	if amb := sc.GetCapabilities().GetAddAmbientCapabilities(); len(amb) > 0 {
-		for _, c := range amb {
-			s.Process.Capabilities.Ambient = append(s.Process.Capabilities.Ambient, capName(c))
-			s.Process.Capabilities.Inheritable = append(s.Process.Capabilities.Inheritable, capName(c))
+		known := map[string]bool{}
+		for _, n := range allCaps() {
+			known[n] = true
 		}
+		var names []string
+		for _, c := range amb {
+			if !known[capName(c)] {
+				return fmt.Errorf("unknown ambient capability %q: %w", c, errdefs.ErrInvalidArgument)
+			}
+			names = append(names, capName(c))
+		}
+		lc.Bounding = unionCaps(caps, names)
+		lc.Effective, lc.Permitted = lc.Bounding, lc.Bounding
+		lc.Inheritable = unionCaps(nil, names)
+		lc.Ambient = lc.Inheritable
 	}
-	if sc.GetMaskedPaths() != nil {
-		s.Linux.MaskedPaths = sc.GetMaskedPaths()
-	}
-	if sc.GetReadonlyPaths() != nil {
-		s.Linux.ReadonlyPaths = sc.GetReadonlyPaths()
-	}
+	s.Process.Capabilities = lc
+	s.Linux.MaskedPaths = sc.GetMaskedPaths()
+	s.Linux.ReadonlyPaths = sc.GetReadonlyPaths()
 	return nil
+}
+
+// unionCaps is a ∪ b, sorted, without duplicates.
+func unionCaps(a, b []string) []string {
+	set := map[string]bool{}
+	for _, n := range append(append([]string(nil), a...), b...) {
+		set[n] = true
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // capabilities applies add and drop ("ALL" allowed in either) to the

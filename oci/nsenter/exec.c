@@ -10,7 +10,12 @@
 //
 //	arg, env, group, rlimit ("res:soft:hard") repeat; path is the PATH to
 //	search; cwd; uid; gid; umask; oom; nnp; capb cape capp capi capa
-//	(hex masks); lastcap.
+//	(hex masks); lastcap; seccomp (an fd of the container's compiled
+//	filter, a struct sock_filter array) and seccompflags.
+//
+// The seccomp filter is loaded where oci.finishProcess loads it: last
+// before execve with no_new_privs, first (while every capability is still
+// held) without.
 //
 // Messages match the Go side's (and runc's) so callers see one format.
 #define _GNU_SOURCE
@@ -18,6 +23,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -159,6 +166,37 @@ static int unhex(char c) {
 	return -1;
 }
 
+// read_seccomp reads the compiled filter from fd into prog.
+static void read_seccomp(int fd, struct sock_fprog *prog) {
+	struct stat st;
+	size_t off = 0;
+	char *buf;
+
+	if (fstat(fd, &st) < 0)
+		report_error("read seccomp filter: %s", lower(errno));
+	if (st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) || st.st_size / sizeof(struct sock_filter) > 0xffff)
+		report_error("load seccomp filter: %lld bytes is no BPF program", (long long)st.st_size);
+	buf = malloc(st.st_size);
+	if (!buf)
+		report_error("read seccomp filter: out of memory");
+	while (off < (size_t)st.st_size) {
+		ssize_t r = pread(fd, buf + off, st.st_size - off, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			report_error("read seccomp filter: %s", r < 0 ? lower(errno) : "short read");
+		off += r;
+	}
+	close(fd);
+	prog->len = st.st_size / sizeof(struct sock_filter);
+	prog->filter = (struct sock_filter *)buf;
+}
+
+static void load_seccomp(struct sock_fprog *prog, unsigned flags) {
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog) < 0)
+		report_error("load seccomp filter: %s", lower(errno));
+}
+
 void exec_fast(const char *hex, int behind_proxy) {
 	size_t n = strlen(hex) / 2, i;
 	char *blob = malloc(n + 1), *p, *key, *val;
@@ -169,6 +207,9 @@ void exec_fast(const char *hex, int behind_proxy) {
 	unsigned uid = 0, gid = 0, umask_val = 0;
 	long oom = 0;
 	uint64_t capb = 0, cape = 0, capp = 0, capi = 0, capa = 0;
+	int seccomp_fd = -1;
+	unsigned seccomp_flags = 0;
+	struct sock_fprog filter = {0, NULL};
 	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct data[2];
 	char *exe;
@@ -227,6 +268,10 @@ void exec_fast(const char *hex, int behind_proxy) {
 			capi = strtoull(val, NULL, 16);
 		else if (!strcmp(key, "capa"))
 			capa = strtoull(val, NULL, 16);
+		else if (!strcmp(key, "seccomp"))
+			seccomp_fd = strtol(val, NULL, 10);
+		else if (!strcmp(key, "seccompflags"))
+			seccomp_flags = strtoul(val, NULL, 10);
 		else if (!strcmp(key, "rlimit")) {
 			struct rlimit rl;
 			int res;
@@ -251,6 +296,8 @@ void exec_fast(const char *hex, int behind_proxy) {
 			report_error("set oom_score_adj %ld: %s", oom, lower(errno));
 		close(fd);
 	}
+	if (seccomp_fd >= 0)
+		read_seccomp(seccomp_fd, &filter);
 	exe = look_path(argv[0], path);
 	if (chdir(cwd) < 0)
 		report_error("chdir to cwd %s: %s", quote(cwd), lower(errno));
@@ -259,6 +306,8 @@ void exec_fast(const char *hex, int behind_proxy) {
 		if (!getcwd(wd, sizeof(wd)) || wd[0] != '/')
 			report_error("cwd %s is outside the container root", quote(cwd));
 	}
+	if (filter.filter && !nnp)
+		load_seccomp(&filter, seccomp_flags);
 	for (c = 0; c <= lastcap; c++) {
 		if (capb & (1ULL << c))
 			continue;
@@ -309,6 +358,8 @@ void exec_fast(const char *hex, int behind_proxy) {
 	// sync pipe closes on success.
 	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		report_error("mark fds close-on-exec: %s", lower(errno));
+	if (filter.filter && nnp)
+		load_seccomp(&filter, seccomp_flags);
 	execve(exe, argv, envp);
 	report_error("exec %s: %s", exe, lower(errno));
 }
