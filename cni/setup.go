@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/containernetworking/cni/pkg/types"
@@ -95,7 +96,9 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (_ Result, retErr error) {
 	}
 	actx, cancel := m.withTimeout(ctx)
 	defer cancel()
+	addStart := time.Now()
 	res, err := m.cni.AddNetworkList(actx, list, rt)
+	observeOp("ADD", time.Since(addStart), err)
 	if err != nil {
 		if errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			return Result{}, fmt.Errorf("set up network %q for pod %s: plugins timed out after %s: %w", list.Name, pod.ID, m.timeout, err)
@@ -183,7 +186,9 @@ func (m *Manager) teardown(ctx context.Context, rec *record, log *zap.Logger) er
 	list, err := rec.list()
 	if err == nil {
 		dctx, cancel := m.withTimeout(ctx)
+		delStart := time.Now()
 		err = m.cni.DelNetworkList(dctx, list, rec.runtimeConf(netns))
+		observeOp("DEL", time.Since(delStart), err)
 		if err != nil && errors.Is(dctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("plugins timed out after %s: %w", m.timeout, err)
 		}

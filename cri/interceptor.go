@@ -23,6 +23,7 @@ func ServerOptions(log *zap.Logger) []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(MaxMsgSize),
 		grpc.MaxSendMsgSize(MaxMsgSize),
 		grpc.ChainUnaryInterceptor(unaryInterceptor(log)),
+		grpc.ChainStreamInterceptor(streamInterceptor(log)),
 		bufferPoolOption(),
 	}
 }
@@ -45,6 +46,7 @@ func unaryInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
 				}
 			}
 			code := status.Code(err)
+			observeRPC(info.FullMethod, code, time.Since(start))
 			fields := append(objectFields(req),
 				zap.String("method", info.FullMethod),
 				zap.Duration("duration", time.Since(start)),
@@ -61,6 +63,36 @@ func unaryInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
 			}
 		}()
 		return handler(ctx, req)
+	}
+}
+
+// streamInterceptor does for streaming calls (GetContainerEvents) what
+// unaryInterceptor does for the others.
+func streamInterceptor(log *zap.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("panic in handler", zap.String("method", info.FullMethod),
+					zap.String("panic", fmt.Sprint(p)), zap.ByteString("stack", debug.Stack()))
+				err = status.Errorf(codes.Internal, "%s: internal error: %v", info.FullMethod, p)
+			}
+			if err != nil {
+				if _, ok := status.FromError(err); !ok {
+					err = errgrpc.ToGRPC(err)
+				}
+			}
+			code := status.Code(err)
+			observeRPC(info.FullMethod, code, time.Since(start))
+			fields := []zap.Field{zap.String("method", info.FullMethod), zap.Duration("duration", time.Since(start)),
+				zap.String("code", code.String())}
+			if err == nil || expected(code) {
+				log.Debug("rpc stream", append(fields, zap.Error(err))...)
+			} else {
+				log.Warn("rpc stream", append(fields, zap.Error(err))...)
+			}
+		}()
+		return handler(srv, ss)
 	}
 }
 

@@ -40,6 +40,7 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *Auth) (string, error
 	p := &pull{s: s, ref: r, auth: auth, log: log, eps: eps, clients: map[*endpoint]*clientResult{}}
 	defer p.close()
 	id, err := p.run(ctx)
+	observePull(p.downloaded(), time.Since(start), err)
 	if err != nil {
 		return "", fmt.Errorf("pull %s: %w", r, err)
 	}

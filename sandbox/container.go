@@ -237,6 +237,22 @@ func (m *Manager) containerByID(prefix string) (*Container, error) {
 	return c, nil
 }
 
+// everything returns every pod and container, for walks that must not
+// hold m.mu.
+func (m *Manager) everything() ([]*Pod, []*Container) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	ps := make([]*Pod, 0, len(m.pods))
+	for _, p := range m.pods {
+		ps = append(ps, p)
+	}
+	cs := make([]*Container, 0, len(m.containers))
+	for _, c := range m.containers {
+		cs = append(cs, c)
+	}
+	return ps, cs
+}
+
 // podContainers returns the containers of pod podID.
 func (m *Manager) podContainers(podID string) []*Container {
 	m.mu.RLock()

@@ -97,16 +97,7 @@ func (s *statsSampler) run(ctx context.Context, m *Manager) {
 // statsDue lists the stats of the running containers and ready pods a
 // stats call asked about since since.
 func (m *Manager) statsDue(since time.Time) []*statsState {
-	m.mu.RLock()
-	cs := make([]*Container, 0, len(m.containers))
-	for _, c := range m.containers {
-		cs = append(cs, c)
-	}
-	ps := make([]*Pod, 0, len(m.pods))
-	for _, p := range m.pods {
-		ps = append(ps, p)
-	}
-	m.mu.RUnlock()
+	ps, cs := m.everything()
 	var due []*statsState
 	for _, c := range cs {
 		if c.stats.askedSince(since) && c.snapshot().State == stateRunning {

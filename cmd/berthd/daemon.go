@@ -108,6 +108,14 @@ func serve(cfg config.Config) (retErr error) {
 		}
 		defer stopProfiles()
 	}
+	if cfg.Metrics.Address != "" {
+		stopMetrics, err := serveMetrics(cfg.Metrics.Address, pods)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		log.Info("serving metrics", zap.String("address", cfg.Metrics.Address))
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
@@ -152,6 +160,17 @@ func newLogger(level, format string) (*zap.Logger, error) {
 
 // serveProfiles serves net/http/pprof on a loopback address or unix socket.
 func serveProfiles(addr string) (func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return serveHTTP("profiles", addr, mux)
+}
+
+// serveHTTP serves h on a loopback address or unix socket (an absolute
+// path) until the returned stop is called.
+func serveHTTP(what, addr string, h http.Handler) (func(), error) {
 	network := "tcp"
 	if filepath.IsAbs(addr) {
 		network = "unix"
@@ -159,17 +178,12 @@ func serveProfiles(addr string) (func(), error) {
 	}
 	l, err := net.Listen(network, addr)
 	if err != nil {
-		return nil, fmt.Errorf("profile address: %w", err)
+		return nil, fmt.Errorf("%s address: %w", what, err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintln(os.Stderr, "berthd: profiles:", err)
+			fmt.Fprintf(os.Stderr, "berthd: %s: %v\n", what, err)
 		}
 	}()
 	return func() { srv.Close() }, nil

@@ -5,9 +5,11 @@ package integration
 // match their descriptors, and figures that follow what the pod does.
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/berth-runtime/berth/cmd/berthd/config"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -56,7 +58,11 @@ func containerMetrics(p *runtimeapi.PodSandboxMetrics, id string) []*runtimeapi.
 }
 
 func TestPodSandboxMetricsFollowCPUAndCarryMemoryNetworkAndFilesystemAsDescribed(t *testing.T) {
-	e := startNetDaemon(t, 24)
+	var sock string
+	e := startNetDaemon(t, 24, func(c *config.Config) {
+		sock = filepath.Join(filepath.Dir(c.Socket), "metrics.sock")
+		c.Metrics.Address = sock
+	})
 	e.withBusybox(t)
 	for _, h := range handlers {
 		t.Run(h, func(t *testing.T) {
@@ -130,6 +136,10 @@ func TestPodSandboxMetricsFollowCPUAndCarryMemoryNetworkAndFilesystemAsDescribed
 			}
 			if _, ok := metricValue(last.Metrics, "container_network_receive_bytes_total", "eth0"); !ok {
 				t.Errorf("the pod has no container_network_receive_bytes_total for eth0: %v", last.Metrics)
+			}
+			// The pod's CNI ADD is in berthd's own metrics.
+			if n := scrape(t, sock)[`berth_cni_operation_duration_seconds_count{operation="ADD",result="ok"}`]; n < 1 {
+				t.Errorf("berthd's metrics count %v CNI ADDs with a pod on the network", n)
 			}
 			if ms := containerMetrics(last, hog); len(ms) > 0 && (ms[0].LabelValues[0] != hog || ms[0].LabelValues[1] != "hog" || ms[0].LabelValues[2] != e.image) {
 				t.Errorf("hog's labels %q, want its ID, name and image", ms[0].LabelValues)

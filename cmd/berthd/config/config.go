@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -33,6 +34,13 @@ type Config struct {
 	Registry image.Config   `toml:"registry" comment:"image pulls"`
 	CNI      cni.Config     `toml:"cni" comment:"pod networking"`
 	Runtime  sandbox.Config `toml:"runtime" comment:"pods, containers and the runtimes that run them"`
+	Metrics  Metrics        `toml:"metrics" comment:"berthd's own Prometheus metrics"`
+}
+
+// Metrics is the [metrics] table.
+type Metrics struct {
+	// Address serves /metrics when set.
+	Address string `toml:"address" comment:"address (host:port on loopback, or a unix socket path) serving Prometheus metrics at /metrics; empty: off"`
 }
 
 // Default is the configuration of a berthd started with no file and no flags.
@@ -119,6 +127,9 @@ func (c *Config) Validate() error {
 	default:
 		bad("log_format", "%q is not one of console, json", c.LogFormat)
 	}
+	if err := loopbackOrSocket(c.Metrics.Address); err != nil {
+		bad("metrics.address", "%v", err)
+	}
 	if c.Registry.MaxConcurrentDownloads < 1 {
 		bad("registry.max_concurrent_downloads", "%d is below 1", c.Registry.MaxConcurrentDownloads)
 	}
@@ -163,6 +174,25 @@ func (c *Config) Validate() error {
 		bad("runtime.default_runtime", "%q names no handler in [runtime.handlers]", c.Runtime.DefaultRuntime)
 	}
 	return errors.Join(errs...)
+}
+
+// loopbackOrSocket accepts "", an absolute unix socket path, or host:port
+// with a loopback host: berthd's metrics are not for the network.
+func loopbackOrSocket(addr string) error {
+	if addr == "" || filepath.IsAbs(addr) {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is neither host:port nor an absolute socket path: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not on loopback (127.0.0.1, ::1 or localhost)", addr)
+	}
+	return nil
 }
 
 // Marshal renders cfg as TOML with a comment on every key.

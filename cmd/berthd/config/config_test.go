@@ -73,6 +73,8 @@ func TestBadFilesNameTheKey(t *testing.T) {
 		{"[runtime.handlers.x]\ntype = \"vm\"\n[runtime]\ndefault_runtime = \"x\"\n", "key runtime.handlers.x.type"},
 		{"[runtime.handlers.x]\ntype = \"oci\"\npath = \"runc\"\n[runtime]\ndefault_runtime = \"x\"\n", "key runtime.handlers.x.path"},
 		{"[runtime]\ndefault_runtime = \"kata\"\n", "key runtime.default_runtime"},
+		{"[metrics]\naddress = \"0.0.0.0:9090\"\n", "key metrics.address"},
+		{"[metrics]\naddress = \"9090\"\n", "key metrics.address"},
 		{"this is not toml", "line 1"},
 	} {
 		path := filepath.Join(t.TempDir(), "config.toml")
@@ -140,5 +142,27 @@ func TestREADMEShowsTheDefaultConfig(t *testing.T) {
 			return
 		}
 		t.Errorf("README.md's configuration reference is not the default config; run go test ./cmd/berthd/config -run README -update")
+	}
+}
+
+func TestMetricsAddressIsLoopbackOrASocket(t *testing.T) {
+	for _, tt := range []struct {
+		name, addr string
+		ok         bool
+	}{
+		{"an empty address turns the endpoint off", "", true},
+		{"an IPv4 loopback address is accepted", "127.0.0.1:9090", true},
+		{"an IPv6 loopback address is accepted", "[::1]:9090", true},
+		{"localhost is accepted", "localhost:9090", true},
+		{"a unix socket path is accepted", "/run/berth/metrics.sock", true},
+		{"every interface is refused", "0.0.0.0:9090", false},
+		{"a node address is refused", "10.0.0.5:9090", false},
+		{"a bare port is refused", ":9090", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := loopbackOrSocket(tt.addr); (err == nil) != tt.ok {
+				t.Errorf("loopbackOrSocket(%q) = %v, want ok %v", tt.addr, err, tt.ok)
+			}
+		})
 	}
 }
