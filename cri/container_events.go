@@ -16,6 +16,8 @@ import (
 // with ResourceExhausted. kubelet's evented PLEG relists and subscribes
 // again on any stream error.
 //
+// When berthd shuts down, the stream ends with Unavailable.
+//
 // The sends run on their own goroutine because a send the client does not
 // read blocks until the stream ends; the handler returning ends it, which
 // releases that send.
@@ -29,6 +31,11 @@ func (s *runtimeService) GetContainerEvents(req *runtimeapi.GetEventsRequest, st
 				sent <- err
 				return
 			}
+		}
+		select {
+		case <-sub.Dropped(): // closed before the queue: the case below answers
+		default:
+			sent <- status.Error(codes.Unavailable, "container events: berthd is shutting down")
 		}
 	}()
 	select {

@@ -82,16 +82,21 @@ type eventHub struct {
 	// dropped counts subscribers dropped for a full queue.
 	dropped atomic.Uint64
 
-	// mu guards subs; it is held while an event is queued to every
-	// subscriber, so that all see the same order.
-	mu   sync.Mutex
-	subs map[*EventSub]struct{}
+	// mu guards subs and ended; it is held while an event is queued to
+	// every subscriber, so that all see the same order.
+	mu    sync.Mutex
+	subs  map[*EventSub]struct{}
+	ended bool // EndEvents: berthd is shutting down
 }
 
 func (h *eventHub) subscribe() *EventSub {
 	s := &EventSub{c: make(chan Event, subscriberQueue), dropped: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.ended {
+		close(s.c)
+		return s
+	}
 	if h.subs == nil {
 		h.subs = map[*EventSub]struct{}{}
 	}
@@ -104,6 +109,18 @@ func (h *eventHub) unsubscribe(s *EventSub) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		h.n.Add(-1)
+		close(s.c)
+	}
+}
+
+// end closes every subscriber's queue, and those of later subscribers.
+func (h *eventHub) end() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ended = true
+	for s := range h.subs {
 		delete(h.subs, s)
 		h.n.Add(-1)
 		close(s.c)
@@ -136,6 +153,11 @@ func (m *Manager) SubscribeEvents() *EventSub { return m.events.subscribe() }
 // UnsubscribeEvents removes a subscriber and closes its queue; it does
 // nothing for one already dropped.
 func (m *Manager) UnsubscribeEvents(s *EventSub) { m.events.unsubscribe(s) }
+
+// EndEvents closes every subscriber's queue, and those of later ones: a
+// shutting-down berthd ends its event streams, which would otherwise keep
+// a graceful stop waiting.
+func (m *Manager) EndEvents() { m.events.end() }
 
 // EventSubscribers is the number of subscribers, and of those dropped so
 // far for a full queue.

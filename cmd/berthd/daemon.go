@@ -128,6 +128,7 @@ func serve(cfg config.Config) (retErr error) {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	pods.EndEvents() // event streams would last until the grace is out
 	done := make(chan struct{})
 	go func() { g.GracefulStop(); close(done) }()
 	select {

@@ -6,8 +6,10 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,6 +96,13 @@ func TestContainerEventsFollowAPodsLifeCycleInOrder(t *testing.T) {
 		// One container exits on its own (the monitor sees it), one is stopped.
 		dies := pe.mustRun(t, pe.config("dies", "sleep 1; exit 3"))
 		pe.waitExited(t, dies)
+		// One exits at once, likely before StartContainer returns: its
+		// STOPPED still comes after its STARTED.
+		quick := pe.mustRun(t, pe.config("quick", "true"))
+		pe.waitExited(t, quick)
+		if _, err := e.d.Runtime.RemoveContainer(ctxFor(t), &runtimeapi.RemoveContainerRequest{ContainerId: quick}); err != nil {
+			t.Fatalf("RemoveContainer: %v", err)
+		}
 		stopped := pe.mustRun(t, pe.config("stopped", "exec sleep 1000"))
 		if _, err := e.d.Runtime.StopContainer(ctxFor(t), &runtimeapi.StopContainerRequest{ContainerId: stopped, Timeout: 0}); err != nil {
 			t.Fatalf("StopContainer: %v", err)
@@ -107,17 +116,18 @@ func TestContainerEventsFollowAPodsLifeCycleInOrder(t *testing.T) {
 		want := []string{
 			"CREATED " + pod, "STARTED " + pod,
 			"CREATED dies", "STARTED dies", "STOPPED dies",
+			"CREATED quick", "STARTED quick", "STOPPED quick", "DELETED quick",
 			"CREATED stopped", "STARTED stopped", "STOPPED stopped",
 			"DELETED dies",
 			"STOPPED " + pod,
 			"DELETED stopped",
 			"DELETED " + pod,
 		}
-		name := map[string]string{pod: pod, dies: "dies", stopped: "stopped"}
+		name := map[string]string{pod: pod, dies: "dies", quick: "quick", stopped: "stopped"}
 		for _, s := range []*eventStream{ev, second} {
 			var got []*runtimeapi.ContainerEventResponse
 			for range want {
-				got = append(got, s.next(t, pod, dies, stopped))
+				got = append(got, s.next(t, pod, dies, quick, stopped))
 			}
 			var seq []string
 			for _, x := range got {
@@ -148,19 +158,19 @@ func TestContainerEventsFollowAPodsLifeCycleInOrder(t *testing.T) {
 			if st := check(4, dies, runtimeapi.ContainerState_CONTAINER_EXITED); st.GetExitCode() != 3 {
 				t.Errorf("STOPPED dies: exit code %d, want 3", st.GetExitCode())
 			}
-			if st := check(7, stopped, runtimeapi.ContainerState_CONTAINER_EXITED); st.GetExitCode() != 137 {
+			if st := check(11, stopped, runtimeapi.ContainerState_CONTAINER_EXITED); st.GetExitCode() != 137 {
 				t.Errorf("STOPPED stopped: exit code %d, want 137", st.GetExitCode())
 			}
-			if statusOf(got[8], dies) != nil {
+			if statusOf(got[12], dies) != nil {
 				t.Errorf("DELETED dies still lists dies")
 			}
 			if got[1].PodSandboxStatus.State != runtimeapi.PodSandboxState_SANDBOX_READY ||
-				got[9].PodSandboxStatus.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
+				got[13].PodSandboxStatus.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
 				t.Errorf("pod states %v at STARTED and %v at STOPPED, want ready then not ready",
-					got[1].PodSandboxStatus.State, got[9].PodSandboxStatus.State)
+					got[1].PodSandboxStatus.State, got[13].PodSandboxStatus.State)
 			}
-			if len(got[11].ContainersStatuses) != 0 {
-				t.Errorf("DELETED pod lists containers %v", got[11].ContainersStatuses)
+			if len(got[15].ContainersStatuses) != 0 {
+				t.Errorf("DELETED pod lists containers %v", got[15].ContainersStatuses)
 			}
 		}
 	})
@@ -255,6 +265,50 @@ func TestContainerEventsSubscriberThatNeverReadsIsDroppedAndBlocksNothing(t *tes
 		id := e.mustCreate(t, e.config("after", "true"))
 		if x := again.next(t, id); x.ContainerEventType != runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT {
 			t.Fatalf("new subscriber: %v, want CREATED", x.ContainerEventType)
+		}
+	})
+}
+
+func TestContainerEventsEndAtShutdownAndFollowAdoptedContainersAfterRestart(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		id := e.mustRun(t, e.config("survivor", "exec sleep 1000"))
+		ev := subscribe(t, e.d.Runtime)
+		e.d.Stop(t) // the container keeps running
+		select {
+		case err := <-ev.err:
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("event stream ended with %v at shutdown, want Unavailable", err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("event stream still open a minute after berthd stopped")
+		}
+		if strings.Contains(e.d.Logs(), "outlived the shutdown grace") {
+			t.Errorf("an open event stream held up berthd's shutdown; log:\n%s", e.d.Logs())
+		}
+		e.d.Restart(t)
+
+		// The restarted berthd adopted the container's monitor: the
+		// container dying on its own is still sent.
+		after := subscribe(t, e.d.Runtime)
+		resp, err := e.d.Runtime.ContainerStatus(ctxFor(t), &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
+		if err != nil {
+			t.Fatalf("ContainerStatus: %v", err)
+		}
+		var info struct {
+			Pid int `json:"pid"`
+		}
+		if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil || info.Pid <= 0 {
+			t.Fatalf("container pid from %q: %v", resp.Info["info"], err)
+		}
+		if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill the container's process %d: %v", info.Pid, err)
+		}
+		x := after.next(t, id)
+		if x.ContainerEventType != runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT {
+			t.Fatalf("after the kill: %v, want STOPPED", x.ContainerEventType)
+		}
+		if st := statusOf(x, id); st.GetState() != runtimeapi.ContainerState_CONTAINER_EXITED || st.GetExitCode() != 137 {
+			t.Errorf("STOPPED carries %v exit %d, want EXITED 137", st.GetState(), st.GetExitCode())
 		}
 	})
 }
