@@ -20,6 +20,8 @@ type podView struct {
 	HostsPath, ResolvPath, HostnamePath string
 	// ShmPath is the tmpfs bound at /dev/shm.
 	ShmPath string
+	// Privileged pods may hold privileged containers.
+	Privileged bool
 }
 
 func viewOf(p *Pod) podView {
@@ -38,6 +40,7 @@ func viewOf(p *Pod) podView {
 		ResolvPath:   p.resolvConfPath(),
 		HostnamePath: p.hostnamePath(),
 		ShmPath:      p.shmPath(),
+		Privileged:   p.config.GetLinux().GetSecurityContext().GetPrivileged(),
 	}
 	if v.ShmPath == "" {
 		v.ShmPath = "/dev/shm" // host IPC: the host's /dev/shm

@@ -107,6 +107,9 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 	if err := setDevices(s, cfg.GetDevices(), sc.GetPrivileged()); err != nil {
 		return nil, err
 	}
+	if sc.GetPrivileged() && !in.Pod.Privileged {
+		return nil, fmt.Errorf("a privileged container needs a privileged pod sandbox: %w", errdefs.ErrInvalidArgument)
+	}
 	if err := setSecurity(s, sc); err != nil {
 		return nil, err
 	}
@@ -325,8 +328,9 @@ func hostDevice(p string) (specs.LinuxDevice, error) {
 // to the bounding, effective and permitted sets (not the inheritable one,
 // CVE-2022-24769); add_ambient_capabilities go into all five sets, so a
 // non-root process keeps them across execve. A privileged container gets
-// every capability berthd holds, writable /sys and cgroupfs, and no masked
-// or read-only paths.
+// every capability berthd holds, the host's devices (spec_privileged.go),
+// writable /sys and cgroupfs, and no masked or read-only paths. It needs a
+// privileged pod, as containerd requires.
 //
 // masked_paths and readonly_paths are taken as sent, an empty list meaning
 // none, as containerd and CRI-O take them: kubelet always sends them, the
@@ -341,6 +345,9 @@ func setSecurity(s *specs.Spec, sc *runtimeapi.LinuxContainerSecurityContext) er
 			if m.Type == "sysfs" || m.Type == "cgroup" {
 				s.Mounts[i].Options = removeString(m.Options, "ro")
 			}
+		}
+		if err := addHostDevices(s); err != nil {
+			return fmt.Errorf("privileged: host devices: %w", err)
 		}
 		return nil
 	}

@@ -337,9 +337,9 @@ func TestBindMountsWithEachPropagation(t *testing.T) {
 		}
 		// Bidirectional: a mount made inside the container shows on the host.
 		cfg = e.config("bidir", "mkdir -p /shared/sub && mount -t tmpfs bidir /shared/sub && grep ' /shared ' /proc/self/mountinfo")
-		cfg.Linux.SecurityContext.Privileged = true
+		cfg.Linux.SecurityContext.Privileged = true // in a privileged pod, as containerd requires
 		cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/shared", HostPath: shared, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
-		st, out = e.runToExit(t, cfg)
+		st, out = privilegedPod(t, e).runToExit(t, cfg)
 		if st.ExitCode != 0 || !strings.Contains(out, "shared:") {
 			t.Errorf("bidirectional: exit %d, %q", st.ExitCode, out)
 		}

@@ -35,6 +35,28 @@ func probeEnv(t *testing.T, e *ctrEnv, reg *registry.Registry) *ctrEnv {
 	return &pe
 }
 
+// privilegedPod is e with a privileged pod of its own (privileged
+// containers need one), removed when the test ends.
+func privilegedPod(t *testing.T, e *ctrEnv) *ctrEnv {
+	t.Helper()
+	cfg := podConfig(e.d, "priv-"+handlerOf(t))
+	cfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+	cfg.Linux.SecurityContext.Privileged = true
+	cfg.LogDirectory = t.TempDir()
+	resp, err := e.d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handlerOf(t)})
+	if err != nil {
+		t.Fatalf("RunPodSandbox (privileged): %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := e.d.Runtime.RemovePodSandbox(ctxFor(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId}); err != nil {
+			t.Errorf("RemovePodSandbox: %v", err)
+		}
+	})
+	pe := *e
+	pe.pod, pe.podCfg, pe.logDir = resp.PodSandboxId, cfg, cfg.LogDirectory
+	return &pe
+}
+
 // procStatus is the security lines of /proc/self/status, as the script
 // prints them.
 const procStatusScript = `grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status`
@@ -108,6 +130,7 @@ func TestCapabilitiesNoNewPrivsAndSeccompInProcStatus(t *testing.T) {
 	all := hostBounding(t)
 	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
 		def := capMask(defaultCaps...)
+		priv := privilegedPod(t, e)
 		for _, tc := range []struct {
 			name string
 			set  func(sc *runtimeapi.LinuxContainerSecurityContext)
@@ -161,7 +184,11 @@ func TestCapabilitiesNoNewPrivsAndSeccompInProcStatus(t *testing.T) {
 			name := strings.ReplaceAll(strings.ReplaceAll(tc.name, " ", "-"), "_", "-")
 			cfg := e.config(name, procStatusScript)
 			tc.set(cfg.Linux.SecurityContext)
-			st, out := e.runToExit(t, cfg)
+			env := e
+			if cfg.Linux.SecurityContext.Privileged {
+				env = priv
+			}
+			st, out := env.runToExit(t, cfg)
 			if st.ExitCode != 0 {
 				t.Errorf("%s: exit %d: %s", tc.name, st.ExitCode, out)
 				continue
@@ -363,4 +390,61 @@ func TestVerboseStatusReportsThatSeccompIsEnforced(t *testing.T) {
 	if !sec.Enforced || sec.Notify || len(sec.Caps) != len(defaultCaps) {
 		t.Errorf("info[security] %q: want seccomp enforced, no notify, the %d default capabilities", st.Info["security"], len(defaultCaps))
 	}
+}
+
+// Kubelet's lists for procMount Default (k8s.io/kubernetes
+// pkg/securitycontext); for Unmasked it sends empty ones.
+var (
+	kubeletMaskedPaths = []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
+	kubeletReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
+
+func TestPrivilegedAndUnmaskedContainersSeeWhatOthersDoNot(t *testing.T) {
+	hostDev := ""
+	for _, p := range []string{"/dev/kmsg", "/dev/loop-control", "/dev/fuse"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			hostDev = p
+			break
+		}
+	}
+	if hostDev == "" {
+		t.Fatal("the host has none of /dev/kmsg, /dev/loop-control, /dev/fuse to look for")
+	}
+	script := `echo keys=$(stat -c %F /proc/keys)
+echo procsys=$(awk '$5=="/proc/sys"{print substr($6,1,2)}' /proc/self/mountinfo)
+echo sys=$(awk '$5=="/sys"{print substr($6,1,2)}' /proc/self/mountinfo)
+echo dev=$([ -c ` + hostDev + ` ] && echo yes || echo no)`
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		priv := privilegedPod(t, e)
+		for _, tc := range []struct {
+			name string
+			env  *ctrEnv
+			set  func(sc *runtimeapi.LinuxContainerSecurityContext)
+			want string
+		}{
+			{"kubelets default lists", e, func(sc *runtimeapi.LinuxContainerSecurityContext) {
+				sc.MaskedPaths, sc.ReadonlyPaths = kubeletMaskedPaths, kubeletReadonlyPaths
+			}, "keys=character special file procsys=ro sys=ro dev=no"},
+			{"procmount unmasked", e, func(sc *runtimeapi.LinuxContainerSecurityContext) {},
+				"keys=regular empty file procsys= sys=ro dev=no"},
+			{"privileged", priv, func(sc *runtimeapi.LinuxContainerSecurityContext) {
+				sc.Privileged = true
+				sc.MaskedPaths, sc.ReadonlyPaths = kubeletMaskedPaths, kubeletReadonlyPaths
+			}, "keys=regular empty file procsys= sys=rw dev=yes"},
+		} {
+			cfg := tc.env.config(strings.ReplaceAll(tc.name, " ", "-"), script)
+			tc.set(cfg.Linux.SecurityContext)
+			st, out := tc.env.runToExit(t, cfg)
+			if got := strings.Join(strings.Fields(strings.ReplaceAll(out, "\n", " ")), " "); st.ExitCode != 0 || got != tc.want {
+				t.Errorf("%s: exit %d, %q, want %q", tc.name, st.ExitCode, got, tc.want)
+			}
+		}
+		cfg := e.config("priv-in-plain-pod", "true")
+		cfg.Linux.SecurityContext.Privileged = true
+		_, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, Config: cfg, SandboxConfig: e.podCfg})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("a privileged container in an unprivileged pod: %v, want InvalidArgument", err)
+		}
+	})
 }
