@@ -41,6 +41,10 @@ var metricDescriptors = []*runtimeapi.MetricDescriptor{
 	{Name: "container_network_receive_errors_total", Help: "Cumulative count of errors encountered while receiving", LabelKeys: labelKeys("interface")},
 	{Name: "container_network_transmit_bytes_total", Help: "Cumulative count of bytes transmitted", LabelKeys: labelKeys("interface")},
 	{Name: "container_network_transmit_errors_total", Help: "Cumulative count of errors encountered while transmitting", LabelKeys: labelKeys("interface")},
+	{Name: "container_network_receive_packets_total", Help: "Cumulative count of packets received", LabelKeys: labelKeys("interface")},
+	{Name: "container_network_receive_packets_dropped_total", Help: "Cumulative count of packets dropped while receiving", LabelKeys: labelKeys("interface")},
+	{Name: "container_network_transmit_packets_total", Help: "Cumulative count of packets transmitted", LabelKeys: labelKeys("interface")},
+	{Name: "container_network_transmit_packets_dropped_total", Help: "Cumulative count of packets dropped while transmitting", LabelKeys: labelKeys("interface")},
 	{Name: "container_fs_usage_bytes", Help: "Number of bytes that are consumed by the container on this filesystem.", LabelKeys: labelKeys()},
 	{Name: "container_fs_inodes_used", Help: "Number of inodes used by the container on this filesystem.", LabelKeys: labelKeys()},
 	{Name: "container_processes", Help: "Number of processes running inside the container.", LabelKeys: labelKeys()},
@@ -88,29 +92,37 @@ func (s *metricSet) cpuMemory(cpu *runtimeapi.CpuUsage, mem *runtimeapi.MemoryUs
 // ListPodMetrics reports every ready pod's metrics and its containers',
 // oldest pod first.
 func (m *Manager) ListPodMetrics(ctx context.Context) []*runtimeapi.PodSandboxMetrics {
-	stats := m.ListPodStats(ctx, nil)
-	out := make([]*runtimeapi.PodSandboxMetrics, 0, len(stats))
-	for _, st := range stats {
-		out = append(out, m.podMetrics(st))
+	samples := m.listPodSamples(ctx, nil)
+	out := make([]*runtimeapi.PodSandboxMetrics, 0, len(samples))
+	for _, s := range samples {
+		out = append(out, m.podMetrics(s))
 	}
 	return out
 }
 
-func (m *Manager) podMetrics(st *runtimeapi.PodSandboxStats) *runtimeapi.PodSandboxMetrics {
+func (m *Manager) podMetrics(s podSample) *runtimeapi.PodSandboxMetrics {
+	st := s.stats
 	id := st.GetAttributes().GetId()
 	linux := st.GetLinux()
 	pod := metricSet{base: []string{id, "POD", ""}}
 	pod.cpuMemory(linux.GetCpu(), linux.GetMemory())
-	if n := linux.GetNetwork(); n != nil {
-		ifaces := append([]*runtimeapi.NetworkInterfaceUsage{n.DefaultInterface}, n.Interfaces...)
-		for _, i := range ifaces {
-			if i == nil {
-				continue
+	if n := s.net; n != nil {
+		for _, l := range n.links {
+			for _, c := range []struct {
+				name string
+				v    uint64
+			}{
+				{"container_network_receive_bytes_total", l.rxBytes},
+				{"container_network_receive_packets_total", l.rxPackets},
+				{"container_network_receive_errors_total", l.rxErrors},
+				{"container_network_receive_packets_dropped_total", l.rxDropped},
+				{"container_network_transmit_bytes_total", l.txBytes},
+				{"container_network_transmit_packets_total", l.txPackets},
+				{"container_network_transmit_errors_total", l.txErrors},
+				{"container_network_transmit_packets_dropped_total", l.txDropped},
+			} {
+				pod.add(c.name, metricCounter, n.timestamp, &runtimeapi.UInt64Value{Value: c.v}, l.name)
 			}
-			pod.add("container_network_receive_bytes_total", metricCounter, n.Timestamp, i.RxBytes, i.Name)
-			pod.add("container_network_receive_errors_total", metricCounter, n.Timestamp, i.RxErrors, i.Name)
-			pod.add("container_network_transmit_bytes_total", metricCounter, n.Timestamp, i.TxBytes, i.Name)
-			pod.add("container_network_transmit_errors_total", metricCounter, n.Timestamp, i.TxErrors, i.Name)
 		}
 	}
 	if p := linux.GetProcess(); p != nil {

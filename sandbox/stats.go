@@ -383,16 +383,37 @@ func (m *Manager) PodStats(ctx context.Context, id string) (*runtimeapi.PodSandb
 	if err != nil {
 		return nil, err
 	}
-	return m.podStats(ctx, p)
+	s, err := m.podStats(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return s.stats, nil
 }
 
 // ListPodStats reports the ready pods f selects (ID or unique prefix,
 // labels). A pod whose stats fail is left out and logged.
 func (m *Manager) ListPodStats(ctx context.Context, f *runtimeapi.PodSandboxStatsFilter) []*runtimeapi.PodSandboxStats {
+	samples := m.listPodSamples(ctx, f)
+	out := make([]*runtimeapi.PodSandboxStats, 0, len(samples))
+	for _, s := range samples {
+		out = append(out, s.stats)
+	}
+	return out
+}
+
+// podSample is a pod's stats with its interfaces' counters, which
+// ListPodSandboxMetrics sends more of than the stats can hold.
+type podSample struct {
+	stats *runtimeapi.PodSandboxStats
+	net   *podNetwork // nil for a pod in the host's network
+}
+
+// listPodSamples samples the ready pods f selects, oldest first.
+func (m *Manager) listPodSamples(ctx context.Context, f *runtimeapi.PodSandboxStatsFilter) []podSample {
 	ready := true
 	infos := m.ListPods(PodFilter{ID: f.GetId(), Labels: f.GetLabelSelector(), State: &ready})
 	sort.Slice(infos, func(i, j int) bool { return infos[i].CreatedAt.Before(infos[j].CreatedAt) })
-	out := make([]*runtimeapi.PodSandboxStats, 0, len(infos))
+	out := make([]podSample, 0, len(infos))
 	for _, info := range infos {
 		m.mu.RLock()
 		p := m.pods[info.ID]
@@ -400,22 +421,22 @@ func (m *Manager) ListPodStats(ctx context.Context, f *runtimeapi.PodSandboxStat
 		if p == nil {
 			continue // removed meanwhile
 		}
-		st, err := m.podStats(ctx, p)
+		s, err := m.podStats(ctx, p)
 		if err != nil {
 			if !errdefs.IsFailedPrecondition(err) {
 				m.log.Warn("pod sandbox stats", zap.String("sandbox", p.id), zap.Error(err))
 			}
 			continue
 		}
-		out = append(out, st)
+		out = append(out, s)
 	}
 	return out
 }
 
-func (m *Manager) podStats(ctx context.Context, p *Pod) (*runtimeapi.PodSandboxStats, error) {
+func (m *Manager) podStats(ctx context.Context, p *Pod) (podSample, error) {
 	if !p.ready() {
 		p.stats.release()
-		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", p.id, errdefs.ErrFailedPrecondition)
+		return podSample{}, fmt.Errorf("pod sandbox %s is not ready: %w", p.id, errdefs.ErrFailedPrecondition)
 	}
 	cfg := p.config
 	linux := &runtimeapi.LinuxPodSandboxStats{}
@@ -430,17 +451,19 @@ func (m *Manager) podStats(ctx context.Context, p *Pod) (*runtimeapi.PodSandboxS
 	case errors.Is(err, os.ErrNotExist):
 		// removed meanwhile: no CPU or memory
 	case err != nil:
-		return nil, fmt.Errorf("cgroup of pod sandbox %s: %w", p.id, err)
+		return podSample{}, fmt.Errorf("cgroup of pod sandbox %s: %w", p.id, err)
 	default:
 		linux.Cpu, linux.Memory = cgroupUsage(x)
 	}
+	sample := podSample{stats: out}
 	if ns := p.nsPath("net"); ns != "" {
-		if linux.Network, err = networkUsage(ns); err != nil {
-			return nil, fmt.Errorf("network of pod sandbox %s: %w", p.id, err)
+		if sample.net, err = readPodNetwork(ns); err != nil {
+			return podSample{}, fmt.Errorf("network of pod sandbox %s: %w", p.id, err)
 		}
+		linux.Network = sample.net.usage()
 	}
 	var pids uint64
 	linux.Containers = m.statsOf(ctx, m.podContainers(p.id), &pids)
 	linux.Process = &runtimeapi.ProcessUsage{Timestamp: time.Now().UnixNano(), ProcessCount: &runtimeapi.UInt64Value{Value: pids}}
-	return out, nil
+	return sample, nil
 }

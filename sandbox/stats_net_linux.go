@@ -12,11 +12,26 @@ import (
 // defaultInterface is the pod's interface the CNI plugins make.
 const defaultInterface = "eth0"
 
-// networkUsage reads the counters of every interface but lo in the network
-// namespace pinned at path, through a netlink socket opened in it (no
-// thread of berthd stays in the namespace). The default interface is
+// linkStats is one interface's counters: more than the CRI's
+// NetworkInterfaceUsage carries (packets and drops), which
+// ListPodSandboxMetrics sends as cAdvisor's container_network_* series.
+type linkStats struct {
+	name                                    string
+	rxBytes, rxPackets, rxErrors, rxDropped uint64
+	txBytes, txPackets, txErrors, txDropped uint64
+}
+
+// podNetwork is a pod's interfaces, read at once.
+type podNetwork struct {
+	timestamp int64
+	links     []linkStats // default interface first
+}
+
+// readPodNetwork reads the counters of every interface but lo in the
+// network namespace pinned at path, through a netlink socket opened in it
+// (no thread of berthd stays in the namespace). The default interface is
 // eth0, else the first.
-func networkUsage(path string) (*runtimeapi.NetworkUsage, error) {
+func readPodNetwork(path string) (*podNetwork, error) {
 	var links []netlink.Link
 	if err := cni.WithNetNS(path, func(h *netlink.Handle) (err error) {
 		links, err = h.LinkList()
@@ -24,7 +39,7 @@ func networkUsage(path string) (*runtimeapi.NetworkUsage, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("list interfaces in %s: %w", path, err)
 	}
-	out := &runtimeapi.NetworkUsage{Timestamp: time.Now().UnixNano()}
+	out := &podNetwork{timestamp: time.Now().UnixNano()}
 	for _, l := range links {
 		a := l.Attrs()
 		if a == nil || a.Name == "lo" {
@@ -34,21 +49,35 @@ func networkUsage(path string) (*runtimeapi.NetworkUsage, error) {
 		if a.Statistics != nil {
 			st = *a.Statistics
 		}
-		iface := &runtimeapi.NetworkInterfaceUsage{
-			Name:     a.Name,
-			RxBytes:  &runtimeapi.UInt64Value{Value: st.RxBytes},
-			RxErrors: &runtimeapi.UInt64Value{Value: st.RxErrors},
-			TxBytes:  &runtimeapi.UInt64Value{Value: st.TxBytes},
-			TxErrors: &runtimeapi.UInt64Value{Value: st.TxErrors},
+		ls := linkStats{name: a.Name,
+			rxBytes: st.RxBytes, rxPackets: st.RxPackets, rxErrors: st.RxErrors, rxDropped: st.RxDropped,
+			txBytes: st.TxBytes, txPackets: st.TxPackets, txErrors: st.TxErrors, txDropped: st.TxDropped,
 		}
-		if a.Name == defaultInterface && out.DefaultInterface == nil {
+		if a.Name == defaultInterface {
+			out.links = append([]linkStats{ls}, out.links...)
+			continue
+		}
+		out.links = append(out.links, ls)
+	}
+	return out, nil
+}
+
+// usage is n in the CRI's terms: bytes and errors per interface.
+func (n *podNetwork) usage() *runtimeapi.NetworkUsage {
+	out := &runtimeapi.NetworkUsage{Timestamp: n.timestamp}
+	for i, l := range n.links {
+		iface := &runtimeapi.NetworkInterfaceUsage{
+			Name:     l.name,
+			RxBytes:  &runtimeapi.UInt64Value{Value: l.rxBytes},
+			RxErrors: &runtimeapi.UInt64Value{Value: l.rxErrors},
+			TxBytes:  &runtimeapi.UInt64Value{Value: l.txBytes},
+			TxErrors: &runtimeapi.UInt64Value{Value: l.txErrors},
+		}
+		if i == 0 {
 			out.DefaultInterface = iface
 			continue
 		}
 		out.Interfaces = append(out.Interfaces, iface)
 	}
-	if out.DefaultInterface == nil && len(out.Interfaces) > 0 {
-		out.DefaultInterface, out.Interfaces = out.Interfaces[0], out.Interfaces[1:]
-	}
-	return out, nil
+	return out
 }
