@@ -1208,3 +1208,44 @@ func TestStopAndRemoveOfUnknownIDsSucceedAndDoNothing(t *testing.T) {
 		}
 	})
 }
+
+func TestStopRightAfterStartReachesTheHandlerOfTheImagesAndTheConfigsStopSignal(t *testing.T) {
+	// The image's STOPSIGNAL and the CRI stop_signal wait for the handler as
+	// SIGTERM does.
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		reg := registry.Start(t)
+		ref := reg.Push(t, "library/configured:latest", images.Configured()) // STOPSIGNAL SIGUSR1
+		if _, err := e.d.Images.PullImage(ctxFor(t), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name   string
+			signal runtimeapi.Signal
+			code   int32
+		}{
+			{name: "image", code: 4},
+			{name: "config", signal: runtimeapi.Signal_SIGNAL_SIGHUP, code: 6},
+		} {
+			for i := 0; i < 10; i++ {
+				name := "quickstop-" + tc.name + strconv.Itoa(i)
+				id := e.mustRun(t, &runtimeapi.ContainerConfig{
+					Metadata: &runtimeapi.ContainerMetadata{Name: name},
+					Image:    &runtimeapi.ImageSpec{Image: ref},
+					// The image's entrypoint is sh -c.
+					Args:       []string{"trap 'exit 4' USR1; trap 'exit 5' TERM; trap 'exit 6' HUP; sleep 3600 & wait"},
+					LogPath:    name + ".log",
+					StopSignal: tc.signal,
+				})
+				if _, err := e.d.Runtime.StopContainer(ctxFor(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 20}); err != nil {
+					t.Fatalf("StopContainer: %v", err)
+				}
+				if st := e.mustStatus(t, id); st.ExitCode != tc.code {
+					t.Fatalf("stop signal from the %s, round %d: exit %d, want %d", tc.name, i, st.ExitCode, tc.code)
+				}
+				if _, err := e.d.Runtime.RemoveContainer(ctxFor(t), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+					t.Fatalf("RemoveContainer: %v", err)
+				}
+			}
+		}
+	})
+}
