@@ -86,7 +86,8 @@ func streamInterceptor(log *zap.Logger) grpc.StreamServerInterceptor {
 			observeRPC(info.FullMethod, code, time.Since(start))
 			fields := []zap.Field{zap.String("method", info.FullMethod), zap.Duration("duration", time.Since(start)),
 				zap.String("code", code.String())}
-			if err == nil || expected(code) {
+			// Unavailable: the stream ended because berthd is shutting down.
+			if err == nil || expected(code) || code == codes.Unavailable {
 				log.Debug("rpc stream", append(fields, zap.Error(err))...)
 			} else {
 				log.Warn("rpc stream", append(fields, zap.Error(err))...)
