@@ -65,6 +65,7 @@ type Container struct {
 	imageRef  string // repo digest, else the image ID
 	handler   string
 	logPath   string // "" when the pod or container gives none
+	logDir    string // the pod's log directory, logPath's base
 	createdAt time.Time
 	bundle    string // <root>/sandbox/containers/<id>
 	stateDir  string // <state>/containers/<id>
@@ -175,6 +176,7 @@ type containerRecord struct {
 	ImageRef  string    `json:"image_ref"`
 	Handler   string    `json:"handler"`
 	LogPath   string    `json:"log_path,omitempty"`
+	LogDir    string    `json:"log_dir,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	// StopSignal is the image's STOPSIGNAL.
 	StopSignal  string `json:"stop_signal,omitempty"`
@@ -188,7 +190,7 @@ func (c *Container) record() (*containerRecord, error) {
 	}
 	return &containerRecord{
 		ID: c.id, PodID: c.podID, Name: c.name, Config: cfg, ImageID: c.imageID, ImageRef: c.imageRef,
-		Handler: c.handler, LogPath: c.logPath, CreatedAt: c.createdAt,
+		Handler: c.handler, LogPath: c.logPath, LogDir: c.logDir, CreatedAt: c.createdAt,
 		StopSignal: c.stopSignal, CgroupsPath: c.cgroupsPath,
 	}, nil
 }
@@ -206,7 +208,7 @@ func (m *Manager) containerFromRecord(id string, data []byte) (*Container, error
 	c := m.newContainer(rec.ID, rec.PodID, cfg)
 	c.name, c.imageID, c.imageRef, c.handler, c.logPath, c.createdAt =
 		rec.Name, rec.ImageID, rec.ImageRef, rec.Handler, rec.LogPath, rec.CreatedAt
-	c.stopSignal, c.cgroupsPath = rec.StopSignal, rec.CgroupsPath
+	c.stopSignal, c.cgroupsPath, c.logDir = rec.StopSignal, rec.CgroupsPath, rec.LogDir
 	return c, nil
 }
 

@@ -63,7 +63,10 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	}
 	c.stopSignal = img.Config.StopSignal
 	if pod.LogDir != "" && cfg.GetLogPath() != "" {
-		c.logPath = filepath.Join(pod.LogDir, cfg.GetLogPath())
+		if err := checkLogPath(cfg.GetLogPath()); err != nil {
+			return "", err
+		}
+		c.logDir, c.logPath = pod.LogDir, filepath.Join(pod.LogDir, cfg.GetLogPath())
 	}
 	cleanup := context.WithoutCancel(ctx)
 
@@ -139,7 +142,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	mc := monitorConfig{
 		ID: id, Bundle: c.bundle, Handler: pod.Handler, Runtime: m.cfg.Runtimes[pod.Handler],
 		RuntimeState: filepath.Join(m.state, "runtime"), CgroupDriver: m.cfg.CgroupDriver,
-		CgroupsPath: spec.Linux.CgroupsPath, LogPath: c.logPath,
+		CgroupsPath: spec.Linux.CgroupsPath, LogPath: c.logPath, LogDir: c.logDir,
 		Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(), Tty: cfg.GetTty(),
 	}
 	// On failure the runtime may have made the container, also when the
@@ -155,6 +158,15 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 			}
 		}
 	}()
+	if c.logPath != "" {
+		// Opened here first so that a symlink in the way is the caller's
+		// InvalidArgument, not an error string from the monitor.
+		f, err := openBeneath(c.logDir, cfg.GetLogPath())
+		if err != nil {
+			return "", fmt.Errorf("container log: %w", err)
+		}
+		f.Close()
+	}
 	h, pid, err := m.startMonitor(c, mc)
 	if err != nil {
 		return "", err

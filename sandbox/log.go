@@ -26,8 +26,9 @@ const (
 
 // criLog is a container's log file, shared by its stream copiers.
 type criLog struct {
-	path string
-	now  func() time.Time
+	dir, rel string // the pod's log directory, the log path beneath it
+	path     string // the two joined, for messages
+	now      func() time.Time
 
 	// mu guards f and buf, and keeps records whole.
 	mu  sync.Mutex
@@ -35,9 +36,10 @@ type criLog struct {
 	buf []byte
 }
 
-// openCRILog opens (appends to) the log at path, creating it.
-func openCRILog(path string) (*criLog, error) {
-	l := &criLog{path: path, now: time.Now}
+// openCRILog opens (appends to) the log at rel beneath dir, creating it
+// (openBeneath).
+func openCRILog(dir, rel string) (*criLog, error) {
+	l := &criLog{dir: dir, rel: rel, path: filepath.Join(dir, rel), now: time.Now}
 	if err := l.reopen(); err != nil {
 		return nil, err
 	}
@@ -49,10 +51,7 @@ func openCRILog(path string) (*criLog, error) {
 func (l *criLog) reopen() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
-		return fmt.Errorf("reopen log %s: %w", l.path, err)
-	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := openBeneath(l.dir, l.rel)
 	if err != nil {
 		return fmt.Errorf("reopen log %s: %w", l.path, err)
 	}

@@ -47,7 +47,7 @@ func TestCopyLogRecords(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "c.log")
-			l, err := openCRILog(path)
+			l, err := openCRILog(splitLogPath("", path))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +67,7 @@ func TestCopyLogRecords(t *testing.T) {
 
 func TestCRILogTimestampFormat(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.log")
-	l, _ := openCRILog(path)
+	l, _ := openCRILog(splitLogPath("", path))
 	l.now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 600, time.FixedZone("x", 3600)) }
 	l.write("stderr", false, []byte("hi"))
 	l.close()
@@ -81,7 +81,7 @@ func TestCRILogReopenAfterRename(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "logs")
 	os.MkdirAll(dir, 0o755)
 	path := filepath.Join(dir, "c.log")
-	l, err := openCRILog(path)
+	l, err := openCRILog(splitLogPath("", path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,9 +89,11 @@ type monitorConfig struct {
 	CgroupDriver string      `json:"cgroup_driver"`
 	CgroupsPath  string      `json:"cgroups_path"`
 	LogPath      string      `json:"log_path,omitempty"`
-	Stdin        bool        `json:"stdin,omitempty"`
-	StdinOnce    bool        `json:"stdin_once,omitempty"`
-	Tty          bool        `json:"tty,omitempty"`
+	// LogDir is the pod's log directory, which LogPath must stay beneath.
+	LogDir    string `json:"log_dir,omitempty"`
+	Stdin     bool   `json:"stdin,omitempty"`
+	StdinOnce bool   `json:"stdin_once,omitempty"`
+	Tty       bool   `json:"tty,omitempty"`
 }
 
 // syncMessage is what the monitor tells berthd on fd 3.
@@ -268,7 +270,7 @@ func createContainer(dir string) (pid int, _ *monitor, retErr error) {
 		return 0, nil, err
 	}
 	if cfg.LogPath != "" {
-		if mon.log, err = openCRILog(cfg.LogPath); err != nil {
+		if mon.log, err = openCRILog(splitLogPath(cfg.LogDir, cfg.LogPath)); err != nil {
 			return 0, nil, err
 		}
 	}

@@ -46,7 +46,7 @@ func fakeMonitor(goOnly bool) error {
 	}
 	mon := &monitor{goOnly: goOnly, oomFile: os.Getenv("OOM_FILE")}
 	if p := os.Getenv("LOG_PATH"); p != "" {
-		if mon.log, err = openCRILog(p); err != nil {
+		if mon.log, err = openCRILog(splitLogPath("", p)); err != nil {
 			return err
 		}
 	}
@@ -285,6 +285,18 @@ func TestCMonitorReopensTheLogAndAnswersOnItsSocket(t *testing.T) {
 	}
 	os.Remove(logs)
 	os.Rename(logs+".away", logs)
+	// A symlink swapped in for the log after a rotation is not followed.
+	outside := filepath.Join(r.dir, "outside.log")
+	os.Rename(r.log, r.log+".2")
+	os.Symlink(outside, r.log)
+	if err := askMonitor(ctx, r.dir, "reopen"); err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("reopen through a symlink: %v", err)
+	}
+	if _, err := os.Lstat(outside); err == nil {
+		t.Errorf("reopen followed the symlink to %s", outside)
+	}
+	os.Remove(r.log)
+	os.Rename(r.log+".2", r.log)
 	os.WriteFile(filepath.Join(r.dir, "go"), nil, 0o644)
 	r.wait(t)
 	if got := streamRecords(t, r.log+".1"); strings.Join(got["stdout"], "|") != "F before" {

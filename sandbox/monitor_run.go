@@ -56,7 +56,7 @@ func (mon *monitor) handoff(dir string, pid int) monitorc.Handoff {
 		}
 	}
 	if mon.log != nil {
-		h.Log, h.LogPath = mon.log.f, mon.log.path
+		h.Log, h.LogDir, h.LogPath = mon.log.f, mon.log.dir, mon.log.rel
 	}
 	return h
 }

@@ -38,6 +38,10 @@ func TestCheckPodConfig(t *testing.T) {
 			c.Metadata.Uid = ""
 			return c
 		}, is: errdefs.IsInvalidArgument},
+		{name: "a relative log directory is an invalid argument", edit: func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+			c.LogDirectory = "var/log/pods/x"
+			return c
+		}, is: errdefs.IsInvalidArgument},
 		{name: "PID mode TARGET is an invalid argument for a pod", edit: func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
 			c.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_TARGET
 			return c

@@ -223,6 +223,9 @@ func checkPodConfig(cfg *runtimeapi.PodSandboxConfig) error {
 		return fmt.Errorf("pod sandbox metadata has no namespace: %w", errdefs.ErrInvalidArgument)
 	case md.GetUid() == "":
 		return fmt.Errorf("pod sandbox metadata has no uid: %w", errdefs.ErrInvalidArgument)
+	case cfg.GetLogDirectory() != "" && !filepath.IsAbs(cfg.GetLogDirectory()):
+		// Relative, it would be relative to berthd's working directory.
+		return fmt.Errorf("pod log directory %q is not an absolute path: %w", cfg.GetLogDirectory(), errdefs.ErrInvalidArgument)
 	}
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	switch nsOpts.GetPid() {

@@ -24,7 +24,8 @@ type Handoff struct {
 	Stdout, Stderr, Console *os.File
 	Stdin                   *os.File // the write end, kept open
 	Log                     *os.File // the open CRI log, or nil for none
-	LogPath                 string
+	LogDir                  string   // the pod's log directory
+	LogPath                 string   // the log path beneath LogDir
 	Control                 *os.File // m.sock, listening
 	OOMFile                 string   // "" when the cgroup is not known
 	Drain                   time.Duration
@@ -57,7 +58,7 @@ func Exec(h Handoff) error {
 	}
 	env := []string{"_BERTH_MONITOR_C=" + strings.Join(spec, ",")}
 	if h.LogPath != "" {
-		env = append(env, "_BERTH_MONITOR_LOG="+h.LogPath)
+		env = append(env, "_BERTH_MONITOR_LOG="+h.LogPath, "_BERTH_MONITOR_LOG_DIR="+h.LogDir)
 	}
 	if h.OOMFile != "" {
 		env = append(env, "_BERTH_MONITOR_OOM="+h.OOMFile)

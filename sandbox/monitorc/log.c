@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -128,26 +130,70 @@ static int mkdir_all(char *dir, char *err, size_t errlen) {
 	return 0;
 }
 
+// openat2_beneath is openat2 with sandbox.openBeneath's resolve flags: no
+// "..", no symlink, nothing outside dfd.
+static int openat2_beneath(int dfd, const char *path, int flags) {
+	struct open_how how = {
+	    .flags = (unsigned long long)flags,
+	    .mode = flags & O_CREAT ? 0640 : 0,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	return (int)syscall(SYS_openat2, dfd, path, &how, sizeof(how));
+}
+
+// open_beneath opens rel beneath dir for appending, making rel's parent
+// directories, component by component from a descriptor of dir, as
+// sandbox.openBeneath does.
+static int open_beneath(const char *dir, const char *rel, char *err, size_t errlen) {
+	char buf[4096];
+	char *p, *slash;
+	int fd, next, e;
+
+	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "open %s: %s", dir, lower_error(errno));
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "%s", rel);
+	for (p = buf; (slash = strchr(p, '/')); p = slash + 1) {
+		*slash = 0;
+		if (!*p || strcmp(p, ".") == 0)
+			continue;
+		if (mkdirat(fd, p, 0755) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "mkdir %s/%s: %s", dir, rel, lower_error(errno));
+			close(fd);
+			return -1;
+		}
+		next = openat2_beneath(fd, p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		e = errno;
+		close(fd);
+		if (next < 0)
+			goto fail;
+		fd = next;
+	}
+	next = openat2_beneath(fd, p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC);
+	e = errno;
+	close(fd);
+	if (next >= 0)
+		return next;
+fail:
+	if (e == ELOOP || e == EXDEV)
+		snprintf(err, errlen, "open %s/%s: a symlink is in the way, and log files are not opened through symlinks", dir, rel);
+	else
+		snprintf(err, errlen, "open %s/%s: %s", dir, rel, lower_error(e));
+	return -1;
+}
+
 // log_reopen starts a new file at the log path, as after kubelet renamed
 // the old one (criLog.reopen); a log directory that vanished is made
 // again. On failure the old file stays in use and err says why.
 int log_reopen(struct crilog *l, char *err, size_t errlen) {
 	char dir[4096], why[4096 + 128];
-	char *slash;
 	int fd;
 
-	snprintf(dir, sizeof(dir), "%s", l->path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = 0;
-		if (mkdir_all(dir, why, sizeof(why)) < 0) {
-			snprintf(err, errlen, "reopen log %s: %s", l->path, why);
-			return -1;
-		}
-	}
-	fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		snprintf(err, errlen, "reopen log %s: open %s: %s", l->path, l->path, lower_error(errno));
+	snprintf(dir, sizeof(dir), "%s", l->dir);
+	if (mkdir_all(dir, why, sizeof(why)) < 0 || (fd = open_beneath(l->dir, l->rel, why, sizeof(why))) < 0) {
+		snprintf(err, errlen, "reopen log %s/%s: %s", l->dir, l->rel, why);
 		return -1;
 	}
 	if (l->fd >= 0)

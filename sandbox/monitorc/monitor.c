@@ -31,6 +31,7 @@
 
 #define ENV_SPEC "_BERTH_MONITOR_C"
 #define ENV_LOG "_BERTH_MONITOR_LOG"
+#define ENV_LOG_DIR "_BERTH_MONITOR_LOG_DIR"
 #define ENV_OOM "_BERTH_MONITOR_OOM"
 #define EXIT_FILE "exit.json"
 #define MAX_CONNS 8
@@ -39,7 +40,7 @@
 // params are what the Go monitor hands over (monitorc.go).
 struct params {
 	int pid, out, err, console, in, log, ctl, drain_ms;
-	const char *log_path, *oom_file;
+	const char *log_dir, *log_path, *oom_file;
 };
 
 // conn is a connection on the control socket, reading its request line.
@@ -182,7 +183,7 @@ static void handle(struct conn *c, char *line) {
 		reply(c, "error: unknown request");
 		return;
 	}
-	if (!crilog.path) {
+	if (!crilog.rel) {
 		reply(c, "error: the container has no log path");
 		return;
 	}
@@ -381,7 +382,10 @@ static void run(struct params *p) {
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
 	crilog.fd = p->log;
-	crilog.path = p->log_path && *p->log_path ? p->log_path : NULL;
+	if (p->log_path && *p->log_path && p->log_dir && *p->log_dir) {
+		crilog.dir = p->log_dir;
+		crilog.rel = p->log_path;
+	}
 	add_stream(p->out, "stdout");
 	add_stream(p->err, "stderr");
 	add_stream(p->console, "stdout");
@@ -481,6 +485,7 @@ __attribute__((constructor)) static void berth_monitor_c(void) {
 		return;
 	parse(spec, &p);
 	p.log_path = getenv(ENV_LOG);
+	p.log_dir = getenv(ENV_LOG_DIR);
 	p.oom_file = getenv(ENV_OOM);
 	close_others(&p);
 	run(&p);

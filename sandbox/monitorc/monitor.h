@@ -11,7 +11,8 @@
 // crilog is the container's CRI log file (sandbox/log.go).
 struct crilog {
 	int fd;		  // -1: no log; output is read and dropped
-	const char *path; // reopened on request
+	const char *dir;  // the pod's log directory
+	const char *rel;  // the log path beneath it, reopened on request
 };
 
 // stream is one output stream copied into the log.

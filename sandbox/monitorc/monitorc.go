@@ -26,7 +26,8 @@
 //	                    stdout, stderr or console (output), stdin (the write
 //	                    end held open for the container's life), log (the
 //	                    open CRI log), control (m.sock, listening), drain_ms
-//	_BERTH_MONITOR_LOG  the log path, reopened on request
+//	_BERTH_MONITOR_LOG      the log path beneath the log directory, reopened on request
+//	_BERTH_MONITOR_LOG_DIR  the pod's log directory
 //	_BERTH_MONITOR_OOM  the cgroup file with the "oom_kill N" line
 //
 // argv is "berth-monitor-c <state dir>": the role for ps and tests, and the
