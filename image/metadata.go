@@ -159,7 +159,8 @@ func resolve(tx *bolt.Tx, ref string) (imageRecord, error) {
 	if rec, ok, err := getImage(tx, ref); ok || err != nil {
 		return rec, err
 	}
-	if r, err := ParseReference(ref); err == nil {
+	r, refErr := ParseReference(ref)
+	if refErr == nil {
 		if id := tx.Bucket(bucketRefs).Get([]byte(r.String())); id != nil {
 			rec, ok, err := getImage(tx, string(id))
 			if err != nil {
@@ -190,6 +191,10 @@ func resolve(tx *bolt.Tx, ref string) (imageRecord, error) {
 		default:
 			return imageRecord{}, fmt.Errorf("image %s: ID prefix matches %d images: %w", ref, len(found), errdefs.ErrInvalidArgument)
 		}
+	} else if refErr != nil {
+		// Neither a reference nor an ID: the same InvalidArgument that
+		// PullImage gives, not NotFound.
+		return imageRecord{}, refErr
 	}
 	return imageRecord{}, fmt.Errorf("image %s: %w", ref, errdefs.ErrNotFound)
 }

@@ -521,6 +521,7 @@ func TestImageRestartCleansUpAPullKilledHalfWay(t *testing.T) {
 func TestImageCallsRefuseMissingAndMalformedReferences(t *testing.T) {
 	d := harness.Start(t)
 	ctx := ctxFor(t)
+	const garbage = "!!!garbage@@@::::"
 	for _, tc := range []struct {
 		name string
 		call func() error
@@ -539,6 +540,30 @@ func TestImageCallsRefuseMissingAndMalformedReferences(t *testing.T) {
 		}},
 		{"RemoveImage without an image", func() error {
 			_, err := d.Images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{})
+			return err
+		}},
+		{"PullImage of garbage", func() error {
+			_, err := d.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: garbage}})
+			return err
+		}},
+		{"ImageStatus of garbage", func() error {
+			_, err := d.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: garbage}})
+			return err
+		}},
+		{"RemoveImage of garbage", func() error {
+			_, err := d.Images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: garbage}})
+			return err
+		}},
+		{"CreateContainer with garbage for its image", func() error {
+			cfg := podConfig(d, "garbage-image")
+			cfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+			pod, err := d.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+			if err != nil {
+				t.Fatalf("RunPodSandbox: %v", err)
+			}
+			defer d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod.PodSandboxId})
+			_, err = d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod.PodSandboxId, SandboxConfig: cfg,
+				Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "c"}, Image: &runtimeapi.ImageSpec{Image: garbage}}})
 			return err
 		}},
 	} {
