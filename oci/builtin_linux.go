@@ -175,7 +175,7 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 	if err != nil {
 		return 0, err
 	}
-	filter, err := compileSeccomp(s.Linux.Seccomp)
+	filter, err := bundleSeccomp(bundle, s.Linux.Seccomp)
 	if err != nil {
 		return 0, fmt.Errorf("container %s: seccomp: %w", id, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -45,5 +46,44 @@ func TestCompileSeccompRefusesWhatNoFilterCanDo(t *testing.T) {
 		case !tc.ok && !errors.Is(err, errdefs.ErrInvalidArgument):
 			t.Errorf("%s: %v, want InvalidArgument", tc.name, err)
 		}
+	}
+}
+
+// BenchmarkCompileSeccompDefaultProfile is what a RuntimeDefault
+// container's create pays for its filter (once in berthd's validation,
+// once in the monitor).
+func BenchmarkCompileSeccompDefaultProfile(b *testing.B) {
+	s := DefaultSpec("bench")
+	prof, err := seccomp.GetDefaultProfile(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := compileSeccomp(prof); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestTheBundlesSeccompProgramServesOnlyItsOwnProfile(t *testing.T) {
+	bundle := t.TempDir()
+	errno := uint(13)
+	a := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActErrno, ErrnoRet: &errno}}}
+	b := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Flags: []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagLog},
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "rmdir"}, Action: specs.ActErrno}}}
+	if err := WriteSeccompProgram(bundle, a); err != nil {
+		t.Fatal(err)
+	}
+	want, err := compileSeccomp(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := bundleSeccomp(bundle, a)
+	if err != nil || string(got.Insns) != string(want.Insns) || got.Flags != want.Flags {
+		t.Errorf("the bundle's program for its own profile: %v, %v; want the compiled one", got, err)
+	}
+	other, err := bundleSeccomp(bundle, b)
+	if err != nil || string(other.Insns) == string(want.Insns) || other.Flags == 0 {
+		t.Errorf("another profile got the bundle's program (%v, %v); want its own, with its flags", other, err)
 	}
 }

@@ -136,6 +136,11 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err := oci.WriteSpec(c.bundle, spec); err != nil {
 		return "", err
 	}
+	// The built-in runtime's monitor loads the program compiled here
+	// (cached: containers share profiles) instead of compiling it again.
+	if err := oci.WriteSeccompProgram(c.bundle, spec.Linux.Seccomp); err != nil {
+		return "", err
+	}
 	c.process = spec.Process
 	c.cgroupsPath = spec.Linux.CgroupsPath
 

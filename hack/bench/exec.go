@@ -20,6 +20,32 @@ func (r *runner) execSync(ctx context.Context, p pod) error {
 	return nil
 }
 
+// seccompWorkloads are pod start and ExecSync again with the containers
+// confined by the RuntimeDefault seccomp profile, as hardened clusters
+// (kubelet's seccompDefault, the restricted Pod Security Standard) run
+// them: -seq-pods pods one after another from none running, as
+// pod_start.seq, then -execs ExecSyncs in the first. The pods are removed
+// afterwards; those that could not be are returned.
+func (r *runner) seccompWorkloads(ctx context.Context) ([]pod, error) {
+	r.seccomp = true
+	defer func() { r.seccomp = false }()
+	pods, err := r.podStart(ctx, "seccomp", r.o.seqPods, 1)
+	if err == nil {
+		var ms []float64
+		if len(pods) == 0 || pods[0].container == "" {
+			err = fmt.Errorf("no seccomp pod is running")
+		} else if ms, err = r.execTrue(ctx, pods[0], r.o.execs); err == nil {
+			r.out.Set("exec_sync.seccomp.p50", report.Percentile(ms, 50))
+			r.out.Set("exec_sync.seccomp.p99", report.Percentile(ms, 99))
+		}
+	}
+	left, terr := r.podTeardown(ctx, "", pods, r.o.parallel)
+	if err == nil {
+		err = terr
+	}
+	return left, err
+}
+
 // execTrue runs `true` n times in p's container and returns each call's
 // milliseconds.
 func (r *runner) execTrue(ctx context.Context, p pod, n int) ([]float64, error) {

@@ -17,7 +17,7 @@ func catalog() []report.Figure {
 		}
 		return out
 	}
-	for _, mode := range []string{"seq", "par"} {
+	for _, mode := range []string{"seq", "par", "seccomp"} {
 		for _, call := range []string{"run_pod_sandbox", "create_container", "start_container", "total"} {
 			add("ms", pcts("pod_start."+mode+"."+call, "p50", "p90", "p99")...)
 		}
@@ -28,6 +28,7 @@ func catalog() []report.Figure {
 		}
 	}
 	add("ms", pcts("exec_sync", "p50", "p99")...)
+	add("ms", pcts("exec_sync.seccomp", "p50", "p99")...)
 	for _, call := range listCallNames {
 		add("ms", pcts("list."+call, "p50", "p99")...)
 		add("ms", pcts("list."+call+".floor", "p50", "p99")...)

@@ -132,6 +132,9 @@ func (r *runner) startPod(ctx context.Context, i int) (pod, podTimes, error) {
 			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: nsOpts},
 		},
 	}
+	if r.seccomp {
+		ccfg.Linux.SecurityContext.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+	}
 	d, err = timed(ctx, func(ctx context.Context) error {
 		resp, err := r.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: p.id, Config: ccfg, SandboxConfig: cfg})
 		p.container = resp.GetContainerId()

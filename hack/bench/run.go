@@ -34,6 +34,7 @@ type runner struct {
 	cgroupRoot string
 	busyboxRef string // what PullImage returned for busybox
 	next       int    // pods started so far, for unique names
+	seccomp    bool   // containers started now get the RuntimeDefault seccomp profile
 }
 
 // workloadSleep is the argument of every container's sleep: it tells
@@ -159,6 +160,12 @@ func (r *runner) run(ctx context.Context) (*report.Run, string) {
 		if err := r.removePod(ctx, p); err != nil {
 			pods = append(pods, p)
 		}
+	}
+	if ctx.Err() == nil {
+		logf("  %s seccomp", r.runtime)
+		left, err := r.seccompWorkloads(ctx)
+		pods = append(pods, left...)
+		r.record("pod_start.seccomp", err)
 	}
 	r.step(ctx, "pull", r.pulls)
 	return r.out, version

@@ -293,6 +293,7 @@ func TestSeccompProfilesAreEnforcedInContainersAndExecs(t *testing.T) {
 		// Execs get the container's filter, loaded early (no_new_privs
 		// off) or last (on), on the C exec path and on the Go one (taken
 		// for more than 4000 arguments).
+		var ids []string
 		for _, nnp := range []bool{false, true} {
 			name := fmt.Sprintf("exec-nnp-%v", nnp)
 			cfg := pe.config(name, "sleep 3600")
@@ -310,6 +311,15 @@ func TestSeccompProfilesAreEnforcedInContainersAndExecs(t *testing.T) {
 				t.Errorf("%s (Go exec path): %q, want Seccomp: 2", name, slow)
 			}
 			checkProbe(t, name+" (Go exec path)", probeResults(t, slow), map[string]int{"unshare_user": int(unix.EPERM), "keyctl": int(unix.EPERM)})
+			ids = append(ids, id)
+		}
+		// A berthd killed and restarted still confines execs: the filter is part of
+		// the container's state, not of the daemon's memory.
+		e.d.Kill(t)
+		e.d.Restart(t)
+		for _, id := range ids {
+			out := pe.mustExec(t, id, images.ProbePath, "unshare_user", "keyctl")
+			checkProbe(t, "exec after a restart", probeResults(t, out), map[string]int{"unshare_user": int(unix.EPERM), "keyctl": int(unix.EPERM)})
 		}
 	})
 }

@@ -14,6 +14,10 @@ type Goal struct {
 	// Floor, when set, is the figure of what the same measurement costs
 	// with no runtime behind it; the detail shows it beside Berth's.
 	Floor string
+	// Against, when set, makes the goal hold Berth's median of Figure to
+	// at most Limit times Berth's median of Against (the same workload
+	// without a feature).
+	Against string
 }
 
 // GoalResult is a goal checked against a result.
@@ -34,6 +38,10 @@ var Goals = []Goal{
 	{Text: "daemon RSS with the pods below containerd's", Figure: "memory.daemon_pods", Ratio: true, Strict: true, Limit: 1},
 	{Text: "cold pull of the large image at most 0.8 × containerd's", Figure: "pull.large.wall", Ratio: true, Limit: 0.8},
 	{Text: "the sibling image pulls only its 2 new layers", Figure: "pull.sibling.layers_fetched", Limit: 2},
+	{Text: "pod start p50 with RuntimeDefault seccomp at most 0.5 × containerd's", Figure: "pod_start.seccomp.total.p50", Ratio: true, Limit: 0.5},
+	{Text: "ExecSync p50 with RuntimeDefault seccomp at most 0.25 × containerd's", Figure: "exec_sync.seccomp.p50", Ratio: true, Limit: 0.25},
+	{Text: "pod start p50 with RuntimeDefault seccomp within 5% of without", Figure: "pod_start.seccomp.total.p50", Against: "pod_start.seq.total.p50", Limit: 1.05},
+	{Text: "ExecSync p50 with RuntimeDefault seccomp within 5% of without", Figure: "exec_sync.seccomp.p50", Against: "exec_sync.p50", Limit: 1.05},
 	{Text: "ListPodSandbox p99 under 5 ms", Figure: "list.pod_sandbox.p99", Strict: true, Limit: 5, Floor: "list.pod_sandbox.floor.p99"},
 	{Text: "ListContainers p99 under 5 ms", Figure: "list.containers.p99", Strict: true, Limit: 5, Floor: "list.containers.floor.p99"},
 	{Text: "ListContainerStats p99 under 5 ms", Figure: "list.container_stats.p99", Strict: true, Limit: 5, Floor: "list.container_stats.floor.p99"},
@@ -47,9 +55,16 @@ func Check(r *Result, goals []Goal) []GoalResult {
 		row, ok := r.Row(g.Figure)
 		var have *float64
 		if ok {
-			if g.Ratio {
+			switch {
+			case g.Against != "":
+				base, ok := r.Row(g.Against)
+				if b, f := base.Median[Berth], row.Median[Berth]; ok && b != nil && f != nil && *b > 0 {
+					v := *f / *b
+					have = &v
+				}
+			case g.Ratio:
 				have = row.Ratio
-			} else {
+			default:
 				have = row.Median[Berth]
 			}
 		}
@@ -66,6 +81,9 @@ func Check(r *Result, goals []Goal) []GoalResult {
 		what := fmt.Sprintf("%.3g %s", *have, row.Unit)
 		if g.Ratio {
 			what = fmt.Sprintf("ratio %.3g", *have)
+		}
+		if g.Against != "" {
+			what = fmt.Sprintf("%.3g × %s", *have, g.Against)
 		}
 		if met {
 			gr.Detail = what

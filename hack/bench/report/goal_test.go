@@ -21,6 +21,9 @@ func TestCheckHoldsGoalsToTheirLimits(t *testing.T) {
 		{name: "an absolute 6 ms misses under 5 ms", goal: Goal{Figure: "d", Strict: true, Limit: 5}, want: ptr(false)},
 		{name: "an absolute 100 meets at most 100", goal: Goal{Figure: "c", Limit: 100}, want: ptr(true)},
 		{name: "a figure nobody measured is not judged", goal: Goal{Figure: "zzz", Ratio: true, Limit: 1}, want: nil},
+		{name: "Berth's 6 against its own 3 misses within 5%", goal: Goal{Figure: "d", Against: "b", Limit: 1.05}, want: ptr(false)},
+		{name: "Berth's 100 against its own 100 meets within 5%", goal: Goal{Figure: "c", Against: "c", Limit: 1.05}, want: ptr(true)},
+		{name: "a missing base figure is not judged", goal: Goal{Figure: "c", Against: "zzz", Limit: 1.05}, want: nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
