@@ -23,7 +23,7 @@ TEST_FLAGS   ?=
 BENCH_ARGS   ?=
 RUN_ARGS     ?=
 
-.PHONY: all build run test unit integration lint bench deps test-deps clean
+.PHONY: all build run test unit integration lint bench deps test-deps clean e2e-build e2e-up e2e-down test-e2e
 
 all: build
 
@@ -46,9 +46,9 @@ run: deps build
 # make test: every package's tests, unit and integration, against the berthd
 # built here. Tests clean up what they make; hack/cleanup.sh then removes
 # whatever a crashed test left (keeping failed tests' directories).
-test: test-deps lint build
+test: test-deps lint build e2e-build
 	@echo "running tests as $$(id -un) with BERTHD=$(BERTHD)"
-	@BERTHD=$(BERTHD) $(GO) test -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...; \
+	@BERTHD=$(BERTHD) E2E_BIN=$$(BERTH_E2E_CACHE=$(E2E_CACHE) sh hack/k8s/build.sh) $(GO) test -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...; \
 	rc=$$?; sh hack/cleanup.sh $$rc; exit $$rc
 
 unit: build
@@ -56,6 +56,30 @@ unit: build
 
 integration: test-deps build
 	BERTHD=$(BERTHD) $(GO) test -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./test/...
+
+# The end-to-end cluster (test/e2e): Kubernetes v1.36 components built from
+# the Go module proxy by hack/k8s (cached in $(E2E_CACHE)/<version>-<hash>/,
+# outside the tree, so a second run or a fresh clone reuses them), and
+# make e2e-up / e2e-down to run the cluster by hand on $(E2E_DIR).
+E2E_CACHE ?= /var/cache/berth-e2e
+E2E_DIR   ?= /tmp/berth-e2e
+
+e2e-build:
+	@BERTH_E2E_CACHE=$(E2E_CACHE) sh hack/k8s/build.sh >/dev/null
+
+$(BIN)/e2e: FORCE
+	$(GO) build -o $@ ./hack/e2e
+
+e2e-up: test-deps build e2e-build $(BIN)/e2e
+	$(BIN)/e2e up -dir $(E2E_DIR) -berthd $(BERTHD) -bin $$(BERTH_E2E_CACHE=$(E2E_CACHE) sh hack/k8s/build.sh)
+
+e2e-down: $(BIN)/e2e
+	$(BIN)/e2e down -dir $(E2E_DIR)
+
+test-e2e: test-deps build e2e-build
+	BERTHD=$(BERTHD) E2E_BIN=$$(BERTH_E2E_CACHE=$(E2E_CACHE) sh hack/k8s/build.sh) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./test/e2e/...
+
+FORCE:
 
 lint:
 	@out=$$(gofmt -l cmd cri sandbox oci image cni hack test); \
