@@ -26,7 +26,9 @@ type Options struct {
 	Config       any
 	CgroupDriver string
 	Handlers     []string // CRI runtime handler names, default first
-	Log          *zap.Logger
+	// Stream serves Exec, Attach and PortForward; nil refuses them.
+	Stream *StreamServer
+	Log    *zap.Logger
 }
 
 // Server holds what the CRI services need.
@@ -37,6 +39,7 @@ type Server struct {
 	config   any
 	cgroups  string
 	handlers []string
+	stream   *StreamServer
 	log      *zap.Logger
 }
 
@@ -61,6 +64,7 @@ func New(opts Options) *Server {
 		config:   opts.Config,
 		cgroups:  opts.CgroupDriver,
 		handlers: opts.Handlers,
+		stream:   opts.Stream,
 		log:      opts.Log,
 	}
 }

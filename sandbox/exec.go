@@ -44,19 +44,9 @@ type ExecResult struct {
 // output and exit code. A timeout above zero kills the command when it
 // passes and returns an error wrapping context.DeadlineExceeded.
 func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*ExecResult, error) {
-	if len(cmd) == 0 {
-		return nil, fmt.Errorf("exec: empty command: %w", errdefs.ErrInvalidArgument)
-	}
-	c, err := m.containerByID(id)
+	c, rt, err := m.execTarget(id, cmd)
 	if err != nil {
 		return nil, err
-	}
-	if st := c.snapshot(); st.State != stateRunning {
-		return nil, fmt.Errorf("container %s is %s, not running: %w", c.id, stateName(st.State), errdefs.ErrFailedPrecondition)
-	}
-	rt, ok := m.runtimes[c.handler]
-	if !ok || c.process == nil {
-		return nil, fmt.Errorf("container %s cannot exec: %w", c.id, errdefs.ErrFailedPrecondition)
 	}
 	proc := execProcess(c.process, cmd)
 
@@ -129,6 +119,26 @@ func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	}
 	fitResponse(&stdout, &stderr)
 	return &ExecResult{Stdout: stdout.bytes(), Stderr: stderr.bytes(), ExitCode: int32(r.code)}, nil
+}
+
+// execTarget is the running container an exec of cmd goes into and its
+// runtime: ExecSync and the streaming Exec take this one way in.
+func (m *Manager) execTarget(id string, cmd []string) (*Container, oci.Runtime, error) {
+	if len(cmd) == 0 {
+		return nil, nil, fmt.Errorf("exec: empty command: %w", errdefs.ErrInvalidArgument)
+	}
+	c, err := m.containerByID(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if st := c.snapshot(); st.State != stateRunning {
+		return nil, nil, fmt.Errorf("container %s is %s, not running: %w", c.id, stateName(st.State), errdefs.ErrFailedPrecondition)
+	}
+	rt, ok := m.runtimes[c.handler]
+	if !ok || c.process == nil {
+		return nil, nil, fmt.Errorf("container %s cannot exec: %w", c.id, errdefs.ErrFailedPrecondition)
+	}
+	return c, rt, nil
 }
 
 // execProcess is the container's process spec with cmd as its args and

@@ -90,6 +90,19 @@ func serve(cfg config.Config) (retErr error) {
 		}
 	}
 	sort.Strings(handlers[1:])
+	stream, err := cri.NewStreamServer(cfg.Stream, pods, log.Named("stream"))
+	if err != nil {
+		return err
+	}
+	defer stream.Close()
+	go func() {
+		if err := stream.Serve(); err != nil {
+			log.Error("streaming server stopped", zap.Error(err))
+		}
+	}()
+	if ip := net.ParseIP(cfg.Stream.Address); ip != nil && !ip.IsLoopback() && cfg.Stream.TLSCertFile == "" {
+		log.Warn("the streaming server listens beyond loopback without TLS", zap.String("url", stream.URL()))
+	}
 	g := grpc.NewServer(cri.ServerOptions(log)...)
 	cri.New(cri.Options{
 		Images:       images,
@@ -98,6 +111,7 @@ func serve(cfg config.Config) (retErr error) {
 		Config:       cfg,
 		CgroupDriver: cfg.Runtime.CgroupDriver,
 		Handlers:     handlers,
+		Stream:       stream,
 		Log:          log,
 	}).Register(g)
 
@@ -120,7 +134,7 @@ func serve(cfg config.Config) (retErr error) {
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
 	log.Info("serving CRI", zap.String("socket", cfg.Socket), zap.String("version", cri.Version),
-		zap.String("root", cfg.Root), zap.String("state", cfg.State))
+		zap.String("root", cfg.Root), zap.String("state", cfg.State), zap.String("stream", stream.URL()))
 
 	select {
 	case err := <-served:

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/berth-runtime/berth/cni"
+	"github.com/berth-runtime/berth/cri"
 	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/sandbox"
 	"github.com/pelletier/go-toml/v2"
@@ -31,10 +32,11 @@ type Config struct {
 	// ProfileAddress serves net/http/pprof when set (benchmarks use it).
 	ProfileAddress string `toml:"profile_address" comment:"address (host:port on loopback, or a unix socket path) serving Go's pprof profiles; empty: off"`
 
-	Registry image.Config   `toml:"registry" comment:"image pulls"`
-	CNI      cni.Config     `toml:"cni" comment:"pod networking"`
-	Runtime  sandbox.Config `toml:"runtime" comment:"pods, containers and the runtimes that run them"`
-	Metrics  Metrics        `toml:"metrics" comment:"berthd's own Prometheus metrics"`
+	Registry image.Config     `toml:"registry" comment:"image pulls"`
+	CNI      cni.Config       `toml:"cni" comment:"pod networking"`
+	Runtime  sandbox.Config   `toml:"runtime" comment:"pods, containers and the runtimes that run them"`
+	Metrics  Metrics          `toml:"metrics" comment:"berthd's own Prometheus metrics"`
+	Stream   cri.StreamConfig `toml:"stream" comment:"the streaming server of Exec, Attach and PortForward (kubectl exec, attach, port-forward)"`
 }
 
 // Metrics is the [metrics] table.
@@ -54,6 +56,7 @@ func Default() Config {
 		Registry:  image.DefaultConfig(),
 		CNI:       cni.DefaultConfig(),
 		Runtime:   sandbox.DefaultConfig(),
+		Stream:    cri.DefaultStreamConfig(),
 	}
 }
 
@@ -172,6 +175,9 @@ func (c *Config) Validate() error {
 	}
 	if _, ok := c.Runtime.Runtimes[c.Runtime.DefaultRuntime]; !ok {
 		bad("runtime.default_runtime", "%q names no handler in [runtime.handlers]", c.Runtime.DefaultRuntime)
+	}
+	if err := c.Stream.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -75,6 +75,9 @@ func TestBadFilesNameTheKey(t *testing.T) {
 		{"[runtime]\ndefault_runtime = \"kata\"\n", "key runtime.default_runtime"},
 		{"[metrics]\naddress = \"0.0.0.0:9090\"\n", "key metrics.address"},
 		{"[metrics]\naddress = \"9090\"\n", "key metrics.address"},
+		{"[stream]\naddress = \"localhost\"\n", "key stream.address"},
+		{"[stream]\nport = \"http\"\n", "key stream.port"},
+		{"[stream]\ntls_cert_file = \"/c.pem\"\n", "key stream.tls_cert_file"},
 		{"this is not toml", "line 1"},
 	} {
 		path := filepath.Join(t.TempDir(), "config.toml")
