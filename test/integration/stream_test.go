@@ -437,7 +437,9 @@ func checkPortForward(t *testing.T, p *ctrEnv, proto string) {
 		conn.(*net.TCPConn).CloseWrite()
 	}()
 	conn.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	start := time.Now()
 	n, err := io.Copy(got, conn)
+	t.Logf("echoed %d bytes in %s", n, time.Since(start))
 	if err != nil || n != size || !bytes.Equal(sent.Sum(nil), got.Sum(nil)) {
 		t.Errorf("100 MiB echo: %d bytes back, %v, checksums equal %v", n, err, bytes.Equal(sent.Sum(nil), got.Sum(nil)))
 	}
