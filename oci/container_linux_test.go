@@ -650,19 +650,34 @@ func TestSystemdDriverWithoutSystemdFailsCreateCleanly(t *testing.T) {
 
 func TestDeviceNodesAndTheDeviceCgroup(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, rt Runtime) {
-		// /dev/mem (c 1:1) may be created (mknod is allowed for all) but
-		// not opened; a spec device allowed by a rule works.
-		script := `mknod /tmp/mem c 1 1 && echo made
-head -c1 /tmp/mem >/dev/null 2>&1 && echo mem-readable
+		// The built-in runtime lets no block device nor /dev/mem (c 1:1)
+		// be made; runc always appends "mknod of any node" to the rules,
+		// so there the node is made but cannot be opened. The host's
+		// /dev/mem bound in cannot be opened; a spec device allowed by a
+		// rule works.
+		script := `mknod /tmp/sda b 7 0 2>/dev/null && echo made-block && head -c1 /tmp/sda 2>&1 | grep -o 'Operation not permitted'
+mknod /tmp/mem c 1 1 2>/dev/null && echo made-mem
+head -c1 /host-mem 2>&1 | grep -o 'Operation not permitted'
 echo hi > /dev/extra-null && echo extra-works
 ls -l /dev/extra-null | cut -c1-10`
+		// The host may have no /dev/mem: a node of its own (opened on the
+		// host, ENXIO without the driver) stands for it.
+		mem := filepath.Join(t.TempDir(), "mem")
+		if err := unix.Mknod(mem, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 1))); err != nil {
+			t.Fatal(err)
+		}
 		c := newContainer(t, sh(script), func(s *specs.Spec) {
 			mode := os.FileMode(0o640)
 			s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{Path: "/dev/extra-null", Type: "c", Major: 1, Minor: 3, FileMode: &mode})
 			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rw"})
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/host-mem", Type: "bind", Source: mem, Options: []string{"rbind", "ro"}})
 		})
 		out, _ := c.mustRun(t, rt)
-		if want := "made\nextra-works\ncrw-r-----\n"; out != want {
+		want := "Operation not permitted\nextra-works\ncrw-r-----\n"
+		if strings.HasSuffix(t.Name(), "/runc") {
+			want = "made-block\nOperation not permitted\nmade-mem\n" + want
+		}
+		if out != want {
 			t.Errorf("got %q, want %q", out, want)
 		}
 	})

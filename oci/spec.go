@@ -69,16 +69,17 @@ var DefaultDevices = []specs.LinuxDevice{
 }
 
 // defaultDeviceRules is the device cgroup: deny everything, then allow
-// the default nodes, mknod of anything, the console, ptys and tun.
+// the default nodes, /dev/ptmx and the ptys behind it (a TTY's
+// /dev/console is one of those). Nothing else: no fuse, no tun, and no
+// mknod of other nodes (containerd and moby allow mknod of any node, which
+// cannot be opened anyway; refusing it outright keeps a container from
+// making even a node of the host's disks). A container's own devices
+// (CRI devices, privileged) add their rules.
 func defaultDeviceRules() []specs.LinuxDeviceCgroup {
 	rules := []specs.LinuxDeviceCgroup{
 		{Allow: false, Access: "rwm"},
-		{Allow: true, Type: "c", Access: "m"},
-		{Allow: true, Type: "b", Access: "m"},
-		{Allow: true, Type: "c", Major: i64(5), Minor: i64(1), Access: "rwm"},    // /dev/console
-		{Allow: true, Type: "c", Major: i64(136), Access: "rwm"},                 // /dev/pts/*
-		{Allow: true, Type: "c", Major: i64(5), Minor: i64(2), Access: "rwm"},    // /dev/ptmx
-		{Allow: true, Type: "c", Major: i64(10), Minor: i64(200), Access: "rwm"}, // /dev/net/tun
+		{Allow: true, Type: "c", Major: i64(136), Access: "rwm"},             // /dev/pts/*
+		{Allow: true, Type: "c", Major: i64(5), Minor: i64(2), Access: "rwm"}, // /dev/ptmx
 	}
 	for _, d := range DefaultDevices {
 		rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: d.Type, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
