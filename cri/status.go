@@ -26,6 +26,9 @@ func (s *runtimeService) Status(ctx context.Context, req *runtimeapi.StatusReque
 			Conditions: []*runtimeapi.RuntimeCondition{runtimeReady, networkReady},
 		},
 		RuntimeHandlers: s.runtimeHandlers(),
+		// Merge and Strict are honoured and ContainerStatus.user reports
+		// the IDs a container's first process starts with.
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	if req.GetVerbose() {
 		cfg, err := json.Marshal(s.config)
@@ -60,7 +63,8 @@ func securityInfo() map[string]any {
 func (s *runtimeService) runtimeHandlers() []*runtimeapi.RuntimeHandler {
 	out := make([]*runtimeapi.RuntimeHandler, 0, len(s.handlers)+1)
 	for i, name := range s.handlers {
-		features := &runtimeapi.RuntimeHandlerFeatures{}
+		f := s.pods.HandlerFeatures(name)
+		features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: f.RecursiveReadOnly}
 		if i == 0 {
 			out = append(out, &runtimeapi.RuntimeHandler{Name: "", Features: features})
 		}

@@ -39,6 +39,9 @@ type external struct {
 	tmp     string // pid files, logs and process.json of calls in flight
 	systemd bool
 	log     *zap.Logger
+
+	featuresOnce sync.Once
+	features     Features
 }
 
 func newExternal(name string, h Handler, opts Options) (*external, error) {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -200,7 +201,8 @@ func mountOne(cfg *initConfig, m specs.Mount) error {
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", m.Destination, err)
 	}
-	flags, propagation, data := parseMountOptions(m.Options)
+	opts, recursiveRO := withoutOption(m.Options, "rro")
+	flags, propagation, data := parseMountOptions(opts)
 	switch {
 	case m.Type == "bind" || flags&unix.MS_BIND != 0:
 		if err := bindMount(m.Source, dest, flags, data); err != nil {
@@ -223,7 +225,26 @@ func mountOne(cfg *initConfig, m specs.Mount) error {
 			return fmt.Errorf("set propagation of %s: %w", m.Destination, err)
 		}
 	}
+	if recursiveRO {
+		// "ro" on a bind makes only its top mount read-only; submounts
+		// the rbind brought along stay writable unless set recursively.
+		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(unix.AT_FDCWD, dest, unix.AT_RECURSIVE, attr); err != nil {
+			return fmt.Errorf("make %s recursively read-only: %w", m.Destination, err)
+		}
+	}
 	return nil
+}
+
+// withoutOption returns opts without o, and whether o was there.
+func withoutOption(opts []string, o string) ([]string, bool) {
+	i := slices.Index(opts, o)
+	if i < 0 {
+		return opts, false
+	}
+	out := slices.Delete(slices.Clone(opts), i, i+1)
+	out, _ = withoutOption(out, o)
+	return out, true
 }
 
 // bindMount binds source on dest (creating dest as a file or directory to

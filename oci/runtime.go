@@ -117,3 +117,20 @@ type Handler struct {
 	// means a directory under berthd's state dir.
 	Root string `toml:"root,omitempty" comment:"state directory passed as --root to an external runtime; empty: <state>/runtime/<handler>"`
 }
+
+// Features are what a runtime can enforce beyond the basics every runtime
+// has, as the CRI's RuntimeHandlerFeatures report them. A spec asking for
+// a feature its runtime lacks must be refused, not run without it.
+type Features struct {
+	// RecursiveReadOnly: the "rro" bind mount option (mount_setattr(2)
+	// with MOUNT_ATTR_RDONLY and AT_RECURSIVE) is applied.
+	RecursiveReadOnly bool
+}
+
+// FeaturesOf reports rt's features; a runtime that cannot say has none.
+func FeaturesOf(rt Runtime) Features {
+	if f, ok := rt.(interface{ Features() Features }); ok {
+		return f.Features()
+	}
+	return Features{}
+}

@@ -118,7 +118,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	in := specInput{
 		ID: id, Config: cfg, Image: img.Config, Pod: pod, Rootfs: rootfs,
 		SwapAccounting: oci.SwapAccounting(), Unified: oci.UnifiedMemory(), Hugetlb: oci.HugetlbAvailable(),
-		Systemd: m.cfg.CgroupDriver == "systemd",
+		Systemd: m.cfg.CgroupDriver == "systemd", Features: oci.FeaturesOf(rt),
 	}
 	if in.RestrictOOM, err = restrictOOM(m.cfg.RestrictOOMScoreAdj); err != nil {
 		return "", err

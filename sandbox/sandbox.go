@@ -155,3 +155,13 @@ func (m *Manager) Close() error {
 }
 
 // MonitorMain, the "berth-monitor" role, is in monitor.go.
+
+// HandlerFeatures reports what the runtime of a CRI runtime handler can
+// enforce; an unknown handler has no features.
+func (m *Manager) HandlerFeatures(handler string) oci.Features {
+	rt, ok := m.runtimes[handler]
+	if !ok {
+		return oci.Features{}
+	}
+	return oci.FeaturesOf(rt)
+}

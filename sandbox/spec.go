@@ -52,6 +52,9 @@ type specInput struct {
 	// SwapAccounting says memory+swap limits can be set (cgroup v1
 	// memory.memsw.* or v2 memory.swap.max exist).
 	SwapAccounting bool
+	// Features are what the pod's runtime enforces; a mount asking for
+	// more is refused.
+	Features oci.Features
 	// Unified says the memory controller sits on cgroup v2; unified keys
 	// pass through only then.
 	Unified bool

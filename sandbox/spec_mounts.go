@@ -104,6 +104,10 @@ func setMounts(s *specs.Spec, in specInput) error {
 			if !m.GetReadonly() || m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
 				return fmt.Errorf("mount %s: recursive read-only needs readonly and private propagation: %w", dst, errdefs.ErrInvalidArgument)
 			}
+			if !in.Features.RecursiveReadOnly {
+				return fmt.Errorf("mount %s: recursive read-only: runtime handler %q does not support recursive read-only mounts: %w",
+					dst, in.Pod.Handler, errdefs.ErrInvalidArgument)
+			}
 			opts = append(opts, "rro")
 		}
 		opts = append(opts, m.GetMountOptions()...)
