@@ -78,7 +78,7 @@ var DefaultDevices = []specs.LinuxDevice{
 func defaultDeviceRules() []specs.LinuxDeviceCgroup {
 	rules := []specs.LinuxDeviceCgroup{
 		{Allow: false, Access: "rwm"},
-		{Allow: true, Type: "c", Major: i64(136), Access: "rwm"},             // /dev/pts/*
+		{Allow: true, Type: "c", Major: i64(136), Access: "rwm"},              // /dev/pts/*
 		{Allow: true, Type: "c", Major: i64(5), Minor: i64(2), Access: "rwm"}, // /dev/ptmx
 	}
 	for _, d := range DefaultDevices {
