@@ -420,6 +420,16 @@ func (c *Cluster) StartBerthd(ctx context.Context) error {
 	})
 }
 
+// BerthdPid is the running berthd's process ID (0 if none).
+func (c *Cluster) BerthdPid() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs["berthd"]; p != nil {
+		return p.cmd.Process.Pid
+	}
+	return 0
+}
+
 // StopBerthd sends berthd sig and waits for it to exit.
 func (c *Cluster) StopBerthd(sig syscall.Signal) error {
 	return c.signal("berthd", sig, 30*time.Second)
