@@ -239,10 +239,7 @@ func checkPodConfig(cfg *runtimeapi.PodSandboxConfig) error {
 			return fmt.Errorf("pod %s namespace mode %s: it is POD or NODE: %w", what, mode, errdefs.ErrInvalidArgument)
 		}
 	}
-	if nsOpts.GetUsernsOptions() != nil && nsOpts.GetUsernsOptions().GetMode() != runtimeapi.NamespaceMode_NODE {
-		return fmt.Errorf("user namespaces for pods are not supported yet: %w", errdefs.ErrNotImplemented)
-	}
-	return nil
+	return checkUserns(nsOpts.GetUsernsOptions())
 }
 
 // podName is the key of the name index: two pods with the same metadata

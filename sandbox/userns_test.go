@@ -1,0 +1,41 @@
+package sandbox
+
+import (
+	"testing"
+
+	"github.com/containerd/errdefs"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func TestCheckUserns(t *testing.T) {
+	one := func(container, host, length uint32) []*runtimeapi.IDMapping {
+		return []*runtimeapi.IDMapping{{ContainerId: container, HostId: host, Length: length}}
+	}
+	pod := func(uids, gids []*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
+		return &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: uids, Gids: gids}
+	}
+	for _, tc := range []struct {
+		name string
+		in   *runtimeapi.UserNamespace
+		want func(error) bool
+	}{
+		{"no userns options is the host's user namespace", nil, func(err error) bool { return err == nil }},
+		{"mode NODE is the host's user namespace", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE}, func(err error) bool { return err == nil }},
+		{"mode NODE with mappings is invalid", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE, Uids: one(0, 100000, 65536)}, errdefs.IsInvalidArgument},
+		{"mode CONTAINER is invalid", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_CONTAINER}, errdefs.IsInvalidArgument},
+		{"mode TARGET is invalid", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_TARGET}, errdefs.IsInvalidArgument},
+		{"two uid mappings are invalid", pod(append(one(0, 100000, 1), one(1, 200000, 1)...), one(0, 100000, 65536)), errdefs.IsInvalidArgument},
+		{"no gid mapping is invalid", pod(one(0, 100000, 65536), nil), errdefs.IsInvalidArgument},
+		{"an unmapped uid 0 is invalid", pod(one(1, 100000, 65536), one(0, 100000, 65536)), errdefs.IsInvalidArgument},
+		{"an unmapped gid 0 is invalid", pod(one(0, 100000, 65536), one(1000, 100000, 65536)), errdefs.IsInvalidArgument},
+		{"an empty mapping is invalid", pod(one(0, 100000, 0), one(0, 100000, 65536)), errdefs.IsInvalidArgument},
+		{"a mapping past the last host ID is invalid", pod(one(0, 1<<32-10, 65536), one(0, 100000, 65536)), errdefs.IsInvalidArgument},
+		{"a valid mode POD is not implemented yet", pod(one(0, 100000, 65536), one(0, 100000, 65536)), errdefs.IsNotImplemented},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := checkUserns(tc.in); !tc.want(err) {
+				t.Errorf("checkUserns: %v", err)
+			}
+		})
+	}
+}
