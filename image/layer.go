@@ -141,7 +141,8 @@ func (p *pull) ensureLayer(ctx context.Context, desc ocispec.Descriptor, ref lay
 		}
 		err = s.db.Update(func(tx *bolt.Tx) error {
 			return putJSON(tx.Bucket(bucketLayers), ref.ChainID, layerRecord{
-				ChainID: ref.ChainID, DiffID: ref.DiffID, Dir: id, Size: size, Created: time.Now().UTC()})
+				ChainID: ref.ChainID, DiffID: ref.DiffID, Dir: id, Size: size,
+				BlobDigest: desc.Digest.String(), BlobSize: desc.Size, Created: time.Now().UTC()})
 		})
 		if err != nil {
 			return fmt.Errorf("record layer: %w", err)

@@ -57,11 +57,15 @@ func (r imageRecord) chainIDs() []string {
 
 // layerRecord is an unpacked layer in meta.db, keyed by chain ID.
 type layerRecord struct {
-	ChainID string    `json:"chainID"`
-	DiffID  string    `json:"diffID"`
-	Dir     string    `json:"dir"` // directory name under layers/
-	Size    int64     `json:"size"`
-	Created time.Time `json:"created"`
+	ChainID string `json:"chainID"`
+	DiffID  string `json:"diffID"`
+	Dir     string `json:"dir"` // directory name under layers/
+	Size    int64  `json:"size"`
+	// BlobDigest and BlobSize are the verified compressed blob the layer
+	// was unpacked from, so its size stays known if the blob goes.
+	BlobDigest string    `json:"blobDigest,omitempty"`
+	BlobSize   int64     `json:"blobSize,omitempty"`
+	Created    time.Time `json:"created"`
 }
 
 // snapshotRecord is a container's writable layer in meta.db.

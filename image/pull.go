@@ -191,8 +191,7 @@ func (p *pull) run(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("manifest %s has %d layers but its config %s names %d: %w",
 			desc.Digest, len(m.Layers), m.Config.Digest, len(cfg.RootFS.DiffIDs), errdefs.ErrInvalidArgument)
 	}
-	rec := imageRecord{ID: m.Config.Digest.String(), Config: cfg.Config, Created: time.Now().UTC(),
-		Size: uint64(m.Config.Size)}
+	rec := imageRecord{ID: m.Config.Digest.String(), Config: cfg.Config, Created: time.Now().UTC()}
 	chain := chainIDs(cfg.RootFS.DiffIDs)
 	var leases []string
 	for i, l := range m.Layers {
@@ -207,7 +206,6 @@ func (p *pull) run(ctx context.Context) (string, error) {
 		}
 		rec.Layers = append(rec.Layers, layerRef{ChainID: chain[i], DiffID: cfg.RootFS.DiffIDs[i].String(),
 			Digest: l.Digest.String(), Size: l.Size})
-		rec.Size += uint64(l.Size)
 		leases = append(leases, chain[i], l.Digest.String())
 	}
 	rec.Blobs = append(blobs, m.Config.Digest.String())
@@ -216,7 +214,13 @@ func (p *pull) run(ctx context.Context) (string, error) {
 	}
 	defer p.s.lease(leases...)()
 
+	if err := p.s.checkDeclaredSizes(ctx, desc.Digest, m.Layers, rec.Layers); err != nil {
+		return "", err
+	}
 	if err := p.layers(ctx, m.Layers, rec.Layers); err != nil {
+		return "", err
+	}
+	if rec.Size, err = p.s.storedSize(cfgData, m.Layers, rec.Layers); err != nil {
 		return "", err
 	}
 	var tags []string

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -339,7 +340,14 @@ func TestAStoredBlobThatNoLongerUnpacksIsFetchedAgain(t *testing.T) {
 	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketLayers).Delete([]byte(mustGet(t, s, id).ChainIDs[0])) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(s.blobPath(digestOf(l.digest()).Encoded()), []byte("rotten"), 0o600); err != nil {
+	// Rotten at its size, it is found out by the unpack, dropped, and
+	// fetched by the next pull.
+	blob := s.blobPath(digestOf(l.digest()).Encoded())
+	st, err := os.Stat(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blob, bytes.Repeat([]byte("r"), int(st.Size())), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Pull(ctx, ref, nil); err == nil {
@@ -348,6 +356,18 @@ func TestAStoredBlobThatNoLongerUnpacksIsFetchedAgain(t *testing.T) {
 	mustPull(t, s, ref)
 	if n := reg.blobGets(l.digest()); n != 2 {
 		t.Fatalf("layer fetched %d times, want again after its stored copy failed", n)
+	}
+	// Rotten to another size than the manifest's, it is hashed, dropped
+	// and fetched again by the same pull, not held against the manifest.
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketLayers).Delete([]byte(mustGet(t, s, id).ChainIDs[0])) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blob, []byte("rotten"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustPull(t, s, ref)
+	if n := reg.blobGets(l.digest()); n != 3 {
+		t.Fatalf("layer fetched %d times, want once more for the blob rotten to another size", n)
 	}
 }
 
