@@ -13,8 +13,16 @@ package oci
 //	                                          resolve the executable, chdir
 //	read report on fd 3 ◄──────────────────── {"type":"ready"} or {"type":"error"}
 //	write state.json, return init PID         block reading exec.fifo (fd 4)
-//	Start: write a byte to exec.fifo ───────► setgroups/setgid/setuid, caps,
+//	Start: open exec.status, write a byte
+//	       to exec.fifo ─────────────────────► setgroups/setgid/setuid, caps,
 //	                                          no_new_privs, seccomp, execve
+//	read exec.status until EOF ◄────────────── execve closes fd 5 (success), or
+//	                                          the init writes why it failed
+//
+// exec.status is how a failed execve (E2BIG, ENOEXEC, a missing
+// interpreter, EACCES) reaches StartContainer, as runc's "exec format
+// error" does, instead of a silent exit 127: the init holds its only
+// write end, close-on-exec, so a successful execve is EOF for Start.
 //
 // Namespaces the spec gives by path (the pod's net, ipc, uts, pid) are
 // joined by a goroutine that locks its OS thread, setns()es it, forks the
@@ -43,7 +51,8 @@ import (
 const (
 	initSyncFd    = 3 // socket: initConfig in, syncMsg out
 	initFifoFd    = 4 // exec.fifo, read until Start writes
-	initConsoleFd = 5 // connected console socket (terminal only)
+	initStatusFd  = 5 // exec.status, written only when execve fails
+	initConsoleFd = 6 // connected console socket (terminal only)
 )
 
 type builtin struct {
@@ -253,6 +262,17 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 		return 0, fmt.Errorf("container %s: exec fifo: %w", id, err)
 	}
 	defer fifo.Close()
+	statusPath := filepath.Join(dir, execStatusFile)
+	if err := unix.Mkfifo(statusPath, 0o600); err != nil {
+		return 0, fmt.Errorf("container %s: exec status fifo: %w", id, err)
+	}
+	// Read-write so the open does not block; closed here once the init
+	// has it, so that the init's end is the only writer.
+	status, err := os.OpenFile(statusPath, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("container %s: exec status fifo: %w", id, err)
+	}
+	defer status.Close()
 	parentSock, childSock, err := socketPair()
 	if err != nil {
 		return 0, fmt.Errorf("container %s: %w", id, err)
@@ -265,7 +285,7 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 		Args:       []string{"berth-init"},
 		Env:        []string{},
 		Dir:        "/",
-		ExtraFiles: []*os.File{childSock, fifo},
+		ExtraFiles: []*os.File{childSock, fifo, status},
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: clone,
 			Setsid:     true,
@@ -298,6 +318,7 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 		return 0, fmt.Errorf("container %s: start init: %w", id, err)
 	}
 	childSock.Close()
+	status.Close()
 	pid = cmd.Process.Pid
 	defer func() {
 		if retErr != nil {
@@ -380,11 +401,26 @@ func (r *builtin) Start(ctx context.Context, id string) error {
 	if !s.alive() {
 		return fmt.Errorf("container %s: init exited before start: %w", id, errdefs.ErrFailedPrecondition)
 	}
+	// Opened before the byte goes, so the init's failure cannot be missed;
+	// a container from a Berth without exec.status has none.
+	status, err := os.OpenFile(filepath.Join(r.dir(id), execStatusFile), os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("start container %s: exec status: %w", id, err)
+	}
+	if status != nil {
+		defer status.Close()
+	}
 	if _, err := f.Write([]byte{0}); err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	if err := os.Remove(fifoPath); err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	if status != nil {
+		if err := readExecStatus(ctx, status); err != nil {
+			return fmt.Errorf("start container %s: %w", id, err)
+		}
+		_ = os.Remove(status.Name())
 	}
 	r.log.Debug("container started", zap.String("container", id))
 	return nil

@@ -54,7 +54,11 @@ func InitMain() {
 	}
 	fifo.Close()
 	err = finishProcess(cfg.Spec.Process, path, cfg.Seccomp, false)
-	fmt.Fprintf(os.Stderr, "berth-init: %v\n", err)
+	// execve failed: Start reads why from exec.status and fails with it.
+	msg := explainExec(path, err).Error()
+	fmt.Fprintf(os.Stderr, "berth-init: %s\n", msg)
+	status := os.NewFile(initStatusFd, "exec.status")
+	_, _ = status.Write([]byte(msg))
 	os.Exit(127)
 }
 

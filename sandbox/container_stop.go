@@ -49,6 +49,10 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 		_ = c.update(func(s *containerStatus) error {
 			if s.State == stateCreated {
 				s.State, s.FinishedAt, s.ExitCode = stateExited, time.Now(), 128
+			}
+			// Also when the monitor saw the init exit first: the
+			// runtime's error (an execve's cause) says more than "Error".
+			if s.StartedAt.IsZero() {
 				s.Reason, s.Message = "StartError", err.Error()
 			}
 			return nil

@@ -78,3 +78,82 @@ func TestContainerLogPathCannotLeaveThePodLogDirectory(t *testing.T) {
 		}
 	})
 }
+
+// TestAProgramThatCannotBeExecdFailsNamingTheCause: the execve of the
+// container's program fails, and the cause reaches the caller through
+// CreateContainer's or StartContainer's error or the status message,
+// never as a bare exit 127 (with runc, which reports it on the
+// container's stderr only, through the log).
+func TestAProgramThatCannotBeExecdFailsNamingTheCause(t *testing.T) {
+	files := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(files, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+		return p
+	}
+	garbage := write("garbage", "\x00\x01\x02 not a program\n", 0o755)
+	script := write("script", "#!/nonexistent/interp\necho hi\n", 0o755)
+	noexec := write("noexec", "#!/bin/sh\necho hi\n", 0o644)
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		for _, tc := range []struct {
+			name  string
+			edit  func(*runtimeapi.ContainerConfig)
+			cause []string // any of these
+		}{
+			{name: "a 1 MiB environment variable", cause: []string{"argument list too long"}, edit: func(c *runtimeapi.ContainerConfig) {
+				c.Envs = []*runtimeapi.KeyValue{{Key: "BIG", Value: []byte(strings.Repeat("x", 1<<20))}}
+			}},
+			{name: "a file that is no executable format", cause: []string{"exec format error"}, edit: func(c *runtimeapi.ContainerConfig) {
+				c.Command = []string{"/garbage"}
+				c.Mounts = []*runtimeapi.Mount{{HostPath: garbage, ContainerPath: "/garbage", Readonly: true}}
+			}},
+			{name: "a script whose interpreter is missing", cause: []string{"/nonexistent/interp", "no such file or directory"}, edit: func(c *runtimeapi.ContainerConfig) {
+				c.Command = []string{"/script"}
+				c.Mounts = []*runtimeapi.Mount{{HostPath: script, ContainerPath: "/script", Readonly: true}}
+			}},
+			{name: "a file without execute permission", cause: []string{"permission denied"}, edit: func(c *runtimeapi.ContainerConfig) {
+				c.Command = []string{"/noexec"}
+				c.Mounts = []*runtimeapi.Mount{{HostPath: noexec, ContainerPath: "/noexec", Readonly: true}}
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				cfg := e.config("exec-"+strings.ReplaceAll(tc.name, " ", "-"), "true")
+				cfg.Args = nil
+				tc.edit(cfg)
+				var said []string
+				resp, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, Config: cfg, SandboxConfig: e.podCfg})
+				if err != nil {
+					said = append(said, "CreateContainer: "+err.Error())
+				} else {
+					id := resp.ContainerId
+					if _, err := e.d.Runtime.StartContainer(ctxFor(t), &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+						said = append(said, "StartContainer: "+err.Error())
+					}
+					st := e.waitExited(t, id)
+					if st.ExitCode == 0 {
+						t.Errorf("the container exited 0")
+					}
+					said = append(said, "status: "+st.Reason+": "+st.Message)
+					if strings.Contains(t.Name(), "/runc/") {
+						// runc's init writes an execve failure to the
+						// container's stderr only: the log is where it is.
+						said = append(said, "log: "+logContent(t, filepath.Join(e.logDir, cfg.LogPath)))
+					}
+					if _, err := e.d.Runtime.RemoveContainer(ctxFor(t), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+						t.Errorf("RemoveContainer: %v", err)
+					}
+				}
+				all := strings.Join(said, "; ")
+				for _, c := range tc.cause {
+					if strings.Contains(all, c) {
+						return
+					}
+				}
+				t.Errorf("the user is told %q, want one of %q", all, tc.cause)
+			})
+		}
+	})
+}
