@@ -12,14 +12,15 @@ package sandbox
 // A record is written in one bbolt transaction, so a crash leaves the old
 // or the new one, never a torn one. Volatile facts (is a process alive, did
 // it exit) are not stored here: they live under the state dir, where the
-// monitors write them, and are read back at recovery.
+// monitors write them, and are read back at recovery. A corrupt file stops
+// berthd at start (image.OpenBolt).
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/berth-runtime/berth/image"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -40,12 +41,9 @@ type store struct {
 // it does not know. The timeout turns a second berthd on the same root into
 // an error instead of a hang.
 func openStore(path string) (*store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := image.OpenBolt(path, time.Second)
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("open %s: in use by another berthd", path)
-		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
