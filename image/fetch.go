@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/berth-runtime/berth/sandbox/failpoint"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -49,6 +50,7 @@ func (p *pull) fetchBlob(ctx context.Context, desc ocispec.Descriptor, consume f
 		if cerr != nil {
 			return fmt.Errorf("%w: %w", errContent, cerr)
 		}
+		failpoint.Hit(failpoint.PullLayerUnpacked)
 		return ing.commit()
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-runtime/berth/sandbox/failpoint"
 	"github.com/containerd/errdefs"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -97,6 +98,7 @@ func (p *pull) ensureLayer(ctx context.Context, desc ocispec.Descriptor, ref lay
 			if err := os.MkdirAll(s.layerFS(id), 0o755); err != nil {
 				return err
 			}
+			failpoint.Hit(failpoint.PullLayerIngest)
 			var err error
 			diffID, size, err = unpackCompressed(ctx, r, s.layerFS(id))
 			return err
@@ -118,6 +120,9 @@ func (p *pull) ensureLayer(ctx context.Context, desc ocispec.Descriptor, ref lay
 			return err
 		}
 		stored := !streamed
+		if streamed {
+			failpoint.Hit(failpoint.PullLayerBlob)
+		}
 		if stored {
 			f, err := os.Open(s.blobPath(desc.Digest.Encoded()))
 			if err != nil {
@@ -147,6 +152,7 @@ func (p *pull) ensureLayer(ctx context.Context, desc ocispec.Descriptor, ref lay
 		if err != nil {
 			return fmt.Errorf("record layer: %w", err)
 		}
+		failpoint.Hit(failpoint.PullLayerRecord)
 		p.log.Debug("layer unpacked", zap.String("digest", desc.Digest.String()), zap.String("chain", ref.ChainID),
 			zap.String("dir", id), zap.Int64("size", size), zap.Duration("duration", time.Since(start)))
 		return nil

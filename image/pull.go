@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-runtime/berth/sandbox/failpoint"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -183,6 +184,7 @@ func (p *pull) run(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	failpoint.Hit(failpoint.PullConfig)
 	var cfg ocispec.Image
 	if err := json.Unmarshal(cfgData, &cfg); err != nil {
 		return "", fmt.Errorf("config %s: %v: %w", m.Config.Digest, err, errdefs.ErrInvalidArgument)
@@ -230,6 +232,7 @@ func (p *pull) run(ctx context.Context) (string, error) {
 	if err := p.s.commitImage(rec, tags, []string{repoDigest}); err != nil {
 		return "", err
 	}
+	failpoint.Hit(failpoint.PullImageRecord)
 	return rec.ID, nil
 }
 
@@ -268,6 +271,7 @@ func (p *pull) fetchManifest(ctx context.Context, ident string, capable func(*en
 	if err := p.s.writeBlob(desc.Digest, body); err != nil {
 		return desc, nil, err
 	}
+	failpoint.Hit(failpoint.PullManifest)
 	return desc, body, nil
 }
 

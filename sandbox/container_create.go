@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-runtime/berth/oci"
+	"github.com/berth-runtime/berth/sandbox/failpoint"
 	"github.com/containerd/errdefs"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -82,6 +83,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 			}
 		}
 	}()
+	failpoint.Hit(failpoint.CreateRecord)
 	rootfs := filepath.Join(c.stateDir, "rootfs")
 	for _, d := range []string{c.bundle, rootfs} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -94,6 +96,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 			os.RemoveAll(c.stateDir)
 		}
 	}()
+	failpoint.Hit(failpoint.CreateDirs)
 	if err := m.images.PrepareSnapshot(ctx, id, img.ID); err != nil {
 		return "", fmt.Errorf("prepare rootfs: %w", err)
 	}
@@ -104,6 +107,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 			}
 		}
 	}()
+	failpoint.Hit(failpoint.CreateSnapshot)
 	if err := m.images.MountSnapshot(ctx, id, rootfs); err != nil {
 		return "", fmt.Errorf("mount rootfs: %w", err)
 	}
@@ -114,6 +118,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 			}
 		}
 	}()
+	failpoint.Hit(failpoint.CreateMount)
 
 	in := specInput{
 		ID: id, Config: cfg, Image: img.Config, Pod: pod, Rootfs: rootfs,
@@ -143,6 +148,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	}
 	c.process = spec.Process
 	c.cgroupsPath = spec.Linux.CgroupsPath
+	failpoint.Hit(failpoint.CreateSpec)
 
 	mc := monitorConfig{
 		ID: id, Bundle: c.bundle, Handler: pod.Handler, Runtime: m.cfg.Runtimes[pod.Handler],
@@ -176,6 +182,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if err != nil {
 		return "", err
 	}
+	failpoint.Hit(failpoint.CreateMonitor)
 	if err := writeJSONAtomic(filepath.Join(c.stateDir, statusFile), runState{MonitorPid: h.pid, MonitorStart: h.start, Pid: pid}); err != nil {
 		return "", err
 	}
@@ -186,6 +193,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	c.mu.Lock()
 	c.monitor = h
 	c.mu.Unlock()
+	failpoint.Hit(failpoint.CreateStatus)
 
 	if err := m.insertContainer(p, c); err != nil {
 		return "", err

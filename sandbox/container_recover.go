@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/berth-runtime/berth/oci"
 	"go.uber.org/zap"
@@ -29,7 +31,7 @@ func (m *Manager) recoverContainers(ctx context.Context) error {
 		return err
 	}
 	for _, c := range all {
-		m.recoverContainer(c)
+		m.recoverContainer(ctx, c)
 		m.mu.Lock()
 		m.containers[c.id] = c
 		m.ctrIDs.add(c.id)
@@ -38,7 +40,7 @@ func (m *Manager) recoverContainers(ctx context.Context) error {
 	return nil
 }
 
-func (m *Manager) recoverContainer(c *Container) {
+func (m *Manager) recoverContainer(ctx context.Context, c *Container) {
 	log := m.log.With(zap.String("container", c.id))
 	if spec, err := oci.ReadSpec(c.bundle); err == nil {
 		c.process = spec.Process
@@ -67,6 +69,9 @@ func (m *Manager) recoverContainer(c *Container) {
 			c.mu.Lock()
 			c.monitor = h
 			c.mu.Unlock()
+			if rs.StartedAt.IsZero() {
+				m.recoverStart(ctx, c)
+			}
 			log.Debug("monitor adopted", zap.Int("monitor", rs.MonitorPid))
 			return
 		}
@@ -77,4 +82,34 @@ func (m *Manager) recoverContainer(c *Container) {
 	}
 	c.setExited(st, ok)
 	c.events.stopped = true // it exited while no berthd watched; nobody was subscribed
+}
+
+// recoverStart finds out whether a container recorded as not started was
+// started by a berthd killed before it wrote so: its runtime says whether
+// the user program runs. StartContainer would refuse to start it again, and
+// kubelet would wait for ever on a CREATED container that in truth runs.
+func (m *Manager) recoverStart(ctx context.Context, c *Container) {
+	rt, ok := m.runtimes[c.handler]
+	if !ok {
+		return
+	}
+	st, err := rt.State(ctx, c.id)
+	if err != nil || st.Status != oci.StatusRunning {
+		return
+	}
+	now := time.Now()
+	_ = c.update(func(s *containerStatus) error {
+		if s.State == stateCreated {
+			s.State, s.StartedAt = stateRunning, now
+		}
+		return nil
+	})
+	c.mu.Lock()
+	h := c.monitor
+	c.mu.Unlock()
+	rs := runState{MonitorPid: h.pid, MonitorStart: h.start, Pid: st.Pid, StartedAt: now}
+	if err := writeJSONAtomic(filepath.Join(c.stateDir, statusFile), rs); err != nil {
+		m.log.Warn("record container start", zap.String("container", c.id), zap.Error(err))
+	}
+	m.log.Info("container was started by the berthd before this one", zap.String("container", c.id))
 }

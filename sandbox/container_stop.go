@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-runtime/berth/sandbox/failpoint"
 	"github.com/containerd/errdefs"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -43,6 +44,7 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 	// signal waits for that exec (stop_signal_linux.go).
 	c.preExec = exeOf(st.Pid)
 	started := time.Now()
+	failpoint.Hit(failpoint.StartBegin)
 	c.containerStarting()
 	if err := rt.Start(ctx, c.id); err != nil {
 		_ = rt.Kill(context.WithoutCancel(ctx), c.id, unix.SIGKILL, true)
@@ -60,6 +62,7 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 		m.containerStarted(c, false)
 		return fmt.Errorf("start container %s: %w", c.id, err)
 	}
+	failpoint.Hit(failpoint.StartStarted)
 	_ = c.update(func(s *containerStatus) error {
 		s.StartedAt = started
 		if s.State == stateCreated { // it may have exited already
@@ -77,6 +80,7 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 		if err := writeJSONAtomic(filepath.Join(c.stateDir, statusFile), rs); err != nil {
 			m.log.Warn("record container start", zap.String("container", c.id), zap.Error(err))
 		}
+		failpoint.Hit(failpoint.StartStatus)
 	}
 	return nil
 }
@@ -232,17 +236,21 @@ func (m *Manager) removeContainer(ctx context.Context, c *Container) error {
 			return fmt.Errorf("delete container %s: %w", c.id, err)
 		}
 	}
+	failpoint.Hit(failpoint.RemoveContainerDelete)
 	if err := unmountRootfs(filepath.Join(c.stateDir, "rootfs")); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.RemoveContainerUmount)
 	if err := m.images.RemoveSnapshot(ctx, c.id); err != nil {
 		return fmt.Errorf("remove container %s rootfs: %w", c.id, err)
 	}
+	failpoint.Hit(failpoint.RemoveContainerSnap)
 	for _, d := range []string{c.bundle, c.stateDir} {
 		if err := os.RemoveAll(d); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", d, err)
 		}
 	}
+	failpoint.Hit(failpoint.RemoveContainerDirs)
 	if err := m.store.delete(bucketContainers, c.id); err != nil {
 		return fmt.Errorf("remove container %s record: %w", c.id, err)
 	}

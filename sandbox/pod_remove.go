@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/berth-runtime/berth/sandbox/failpoint"
 	"go.uber.org/zap"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -25,12 +26,15 @@ func (m *Manager) RemovePod(ctx context.Context, id string) error {
 	if err := m.stopPodLocked(ctx, p); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.RemoveStopped)
 	if err := m.removePodContainers(ctx, p.id); err != nil {
 		return fmt.Errorf("remove containers of pod %s: %w", p.id, err)
 	}
+	failpoint.Hit(failpoint.RemoveContainers)
 	if err := m.destroyPod(ctx, p); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.RemoveDirs)
 	if err := m.store.delete(bucketPods, p.id); err != nil {
 		return fmt.Errorf("delete pod record: %w", err)
 	}
@@ -65,6 +69,7 @@ func (m *Manager) destroyPod(ctx context.Context, p *Pod) error {
 		if err := m.network.Teardown(ctx, m.cniPod(p)); err != nil {
 			errs = append(errs, fmt.Errorf("tear down pod network: %w", err))
 		}
+		failpoint.Hit(failpoint.RemoveNetwork)
 	}
 	mounts := []string{p.shmPath()}
 	for _, k := range []string{"net", "ipc", "uts", "pid"} {
@@ -78,6 +83,7 @@ func (m *Manager) destroyPod(ctx context.Context, p *Pod) error {
 			errs = append(errs, err)
 		}
 	}
+	failpoint.Hit(failpoint.RemoveUnpinned)
 	if m.cgroupToRemove(p) {
 		if err := m.removePodCgroup(p.cgroup); err != nil {
 			errs = append(errs, err)
@@ -86,6 +92,7 @@ func (m *Manager) destroyPod(ctx context.Context, p *Pod) error {
 			delete(m.podCgroups, p.cgroup)
 			m.mu.Unlock()
 		}
+		failpoint.Hit(failpoint.RemoveCgroup)
 	}
 	if len(errs) > 0 {
 		// Keep the dirs: something may still be mounted in them.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-runtime/berth/cni"
 	"github.com/berth-runtime/berth/oci"
+	"github.com/berth-runtime/berth/sandbox/failpoint"
 	"github.com/containerd/errdefs"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -105,10 +106,12 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 			}
 		}
 	}()
+	failpoint.Hit(failpoint.RunPodDirs)
 	p.cgroupCreated = !m.cgroupExists(cgroup)
 	if err := writeIntent(p); err != nil {
 		return "", err
 	}
+	failpoint.Hit(failpoint.RunPodIntent)
 	created, err := m.createPodCgroup(cgroup, podResources(cfg.GetLinux(), oci.HugetlbAvailable()))
 	p.cgroupCreated = created
 	if err != nil {
@@ -119,6 +122,7 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 		m.podCgroups[cgroup] = true
 		m.mu.Unlock()
 	}
+	failpoint.Hit(failpoint.RunPodCgroup)
 
 	netSysctls, otherSysctls := splitSysctls(cfg.GetLinux().GetSysctls())
 	err = inNewNamespaces(filepath.Join(p.stateDir, "ns"), kinds, func() error {
@@ -149,6 +153,7 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	if err != nil {
 		return "", err
 	}
+	failpoint.Hit(failpoint.RunPodNamespaces)
 	if p.init != nil {
 		if err := writeIntent(p); err != nil {
 			return "", err
@@ -159,11 +164,13 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 		if err := pin(fmt.Sprintf("/proc/%d/ns/pid", p.init.pid), p.ns["pid"]); err != nil {
 			return "", err
 		}
+		failpoint.Hit(failpoint.RunPodInit)
 	}
 	if own["ipc"] {
 		if err := mountShm(p.shmPath()); err != nil {
 			return "", err
 		}
+		failpoint.Hit(failpoint.RunPodShm)
 	}
 	// For a host-network pod, Setup runs no plugin and reports the
 	// host's addresses.
@@ -174,6 +181,7 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	for _, ip := range res.IPs {
 		p.ips = append(p.ips, ip.String())
 	}
+	failpoint.Hit(failpoint.RunPodNetwork)
 	if len(netSysctls) > 0 {
 		if err := inNetNS(p.ns["net"], func() error { return writeSysctls(netSysctls) }); err != nil {
 			return "", err
@@ -182,6 +190,7 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	if err := writePodFiles(p, hostname, p.ips); err != nil {
 		return "", err
 	}
+	failpoint.Hit(failpoint.RunPodFiles)
 
 	if err := m.store.put(bucketPods, id, p.recordLocked()); err != nil {
 		return "", fmt.Errorf("store pod: %w", err)
@@ -191,10 +200,12 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 			_ = m.store.delete(bucketPods, id)
 		}
 	}()
+	failpoint.Hit(failpoint.RunPodRecord)
 	// The record now says what to undo; the intent file is not needed.
 	if err := os.Remove(intentPath(p)); err != nil {
 		return "", fmt.Errorf("remove intent file: %w", err)
 	}
+	failpoint.Hit(failpoint.RunPodReady)
 	m.mu.Lock()
 	m.pods[id] = p
 	m.podIDs.add(id)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/berth-runtime/berth/sandbox/failpoint"
 	"github.com/containerd/errdefs"
 	"go.uber.org/zap"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -64,6 +65,7 @@ func (m *Manager) stopPodLocked(ctx context.Context, p *Pod) error {
 	if err := m.store.put(bucketPods, p.id, rec); err != nil {
 		return fmt.Errorf("store pod state: %w", err)
 	}
+	failpoint.Hit(failpoint.StopNotReady)
 	if wasReady {
 		// Sent when the stop is done (or failed half-way: the pod is not
 		// ready either way), so that it reports the containers stopped.
@@ -74,20 +76,24 @@ func (m *Manager) stopPodLocked(ctx context.Context, p *Pod) error {
 	if err := m.stopPodContainers(ctx, p.id, grace); err != nil {
 		return fmt.Errorf("stop containers of pod %s: %w", p.id, err)
 	}
+	failpoint.Hit(failpoint.StopContainers)
 	if p.init != nil {
 		if err := p.init.kill(); err != nil {
 			return err
 		}
+		failpoint.Hit(failpoint.StopInit)
 	}
 	if p.ns["net"] != "" {
 		if err := m.network.Teardown(ctx, m.cniPod(p)); err != nil {
 			return fmt.Errorf("tear down pod network: %w", err)
 		}
+		failpoint.Hit(failpoint.StopNetwork)
 	}
 	if shm := p.shmPath(); shm != "" {
 		if err := unpin(shm); err != nil {
 			return err
 		}
+		failpoint.Hit(failpoint.StopShm)
 	}
 	log.Info("pod stopped")
 	return nil

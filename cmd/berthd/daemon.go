@@ -20,6 +20,7 @@ import (
 	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/oci"
 	"github.com/berth-runtime/berth/sandbox"
+	"github.com/berth-runtime/berth/sandbox/failpoint"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 )
@@ -35,6 +36,9 @@ func serve(cfg config.Config) (retErr error) {
 		return err
 	}
 	defer log.Sync()
+	if s := failpoint.Armed(); s != "" {
+		log.Warn("failpoint armed: berthd kills itself at this step", zap.String("step", string(s)))
+	}
 
 	for _, dir := range []string{cfg.Root, cfg.State, filepath.Dir(cfg.Socket)} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/berth-runtime/berth/oci"
 	_ "github.com/berth-runtime/berth/oci/nsenter" // joins a container's namespaces before the Go runtime starts (berth-exec)
 	"github.com/berth-runtime/berth/sandbox"
+	"github.com/berth-runtime/berth/sandbox/failpoint"
 )
 
 // roles are the internal programs berthd re-executes itself as; argv[0]
@@ -105,6 +106,11 @@ func run(args []string) int {
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "berthd: config %s: %v\n", *configPath, err)
+		return 1
+	}
+	// Read once, before anything runs: an unset failpoint costs nothing.
+	if err := failpoint.Arm(); err != nil {
+		fmt.Fprintln(os.Stderr, "berthd:", err)
 		return 1
 	}
 	if err := serve(cfg); err != nil {

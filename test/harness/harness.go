@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,6 +57,10 @@ type Daemon struct {
 
 	Runtime runtimeapi.RuntimeServiceClient
 	Images  runtimeapi.ImageServiceClient
+
+	// Env is added to berthd's environment at each start, for example
+	// failpoint.Env to crash it at a step (set it before Restart).
+	Env []string
 
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -155,6 +160,9 @@ func (d *Daemon) start(t testing.TB) {
 	// the container tests check that they do.
 	cmd := exec.Command("/bin/sh", "-c", `trap "" HUP USR2; exec "$0" "$@"`, Binary(t), "--config", d.ConfigPath)
 	cmd.Stdout, cmd.Stderr = log, log
+	if len(d.Env) > 0 {
+		cmd.Env = append(os.Environ(), d.Env...)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start berthd: %v", err)
 	}
@@ -265,6 +273,20 @@ func (d *Daemon) Kill(t testing.TB) {
 	}
 }
 
+// WaitExit waits up to timeout for the daemon to exit by itself (a
+// failpoint, a crash) and returns how it ended, or nil if it still runs.
+func (d *Daemon) WaitExit(timeout time.Duration) *os.ProcessState {
+	select {
+	case <-d.exited:
+		if d.conn != nil {
+			d.conn.Close()
+		}
+		return d.cmd.ProcessState
+	case <-time.After(timeout):
+		return nil
+	}
+}
+
 // Restart starts the daemon again on the same directories and socket.
 func (d *Daemon) Restart(t testing.TB) {
 	t.Helper()
@@ -273,6 +295,9 @@ func (d *Daemon) Restart(t testing.TB) {
 	}
 	d.start(t)
 }
+
+// Running reports whether the daemon's process runs.
+func (d *Daemon) Running() bool { return !d.stopped() }
 
 func (d *Daemon) stopped() bool {
 	select {
@@ -288,6 +313,9 @@ func (d *Daemon) stopped() bool {
 func (d *Daemon) teardown(t testing.TB) {
 	if d.cmd != nil {
 		d.Stop(t)
+	}
+	if races := d.Races(); len(races) > 0 {
+		t.Errorf("berthd %s (built with -race) reported %d data races:\n%s", d.Tag, len(races), strings.Join(races, "\n"))
 	}
 	if leaks := d.Leaks(); len(leaks) > 0 {
 		t.Errorf("berthd %s left behind:\n  %s\nlog: %s", d.Tag, strings.Join(leaks, "\n  "), d.LogPath)
@@ -316,7 +344,7 @@ func (d *Daemon) Leaks() []string {
 		out = append(out, "mount "+m)
 	}
 	for _, p := range d.processes() {
-		out = append(out, fmt.Sprintf("process %d %s", p, cmdline(p)))
+		out = append(out, fmt.Sprintf("process %d %s", p, describe(p)))
 	}
 	for _, c := range d.cgroups() {
 		out = append(out, "cgroup "+c)
@@ -324,7 +352,55 @@ func (d *Daemon) Leaks() []string {
 	for _, name := range d.veths() {
 		out = append(out, "veth "+name)
 	}
+	return append(out, d.storeLeaks()...)
+}
+
+// storeLeaks lists what the daemon's directories hold that no container or
+// pull may own once every pod is gone: containers' writable layers
+// (image/snapshots), downloads (image/ingest) and host-local address
+// leases of its default network (state/cni/networks/<net>/<ip>).
+func (d *Daemon) storeLeaks() []string {
+	var out []string
+	for _, dir := range []struct{ what, path string }{
+		{"snapshot", filepath.Join(d.Root, "image", "snapshots")},
+		{"ingest file", filepath.Join(d.Root, "image", "ingest")},
+	} {
+		entries, _ := os.ReadDir(dir.path)
+		for _, e := range entries {
+			out = append(out, dir.what+" "+filepath.Join(dir.path, e.Name()))
+		}
+	}
+	nets, _ := filepath.Glob(filepath.Join(d.State, "cni", "networks", "*", "*"))
+	for _, f := range nets {
+		if net.ParseIP(filepath.Base(f)) != nil {
+			out = append(out, "IP lease "+f)
+		}
+	}
 	return out
+}
+
+// raceMarker starts every report of Go's race detector.
+const raceMarker = "WARNING: DATA RACE"
+
+// Races returns the data race reports in the daemon's log, across
+// restarts: a berthd built with -race (make test-race) prints them there,
+// and GORACE=halt_on_error=1 makes it exit at the first.
+func (d *Daemon) Races() []string {
+	logs := d.Logs()
+	var out []string
+	for {
+		i := strings.Index(logs, raceMarker)
+		if i < 0 {
+			return out
+		}
+		logs = logs[i:]
+		end := strings.Index(logs[len(raceMarker):], "==================")
+		if end < 0 {
+			end = len(logs) - len(raceMarker)
+		}
+		out = append(out, logs[:len(raceMarker)+end])
+		logs = logs[len(raceMarker)+end:]
+	}
 }
 
 // removeLeaks kills leaked processes, unmounts leaked mounts and removes
@@ -363,6 +439,9 @@ func (d *Daemon) processes() []int {
 		if err != nil || pid == os.Getpid() || (d.cmd != nil && pid == d.cmd.Process.Pid && !d.stopped()) {
 			continue
 		}
+		if d.ownedByInit(pid) || d.runningDaemonsSpare(pid) {
+			continue
+		}
 		if strings.Contains(cmdline(pid), d.Dir) {
 			out = append(out, pid)
 			continue
@@ -373,6 +452,34 @@ func (d *Daemon) processes() []int {
 		}
 	}
 	return out
+}
+
+// statFields are the fields of /proc/<pid>/stat after the command name:
+// state, parent, ...
+func statFields(pid int) []string {
+	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if i := bytes.LastIndexByte(stat, ')'); i > 0 {
+		return strings.Fields(string(stat[i+1:]))
+	}
+	return nil
+}
+
+// ownedByInit reports a zombie whose parent is PID 1: a process of a killed
+// berthd, reparented to init, that ended and waits for init to reap it.
+// It holds nothing but its PID, and only init may reap it.
+func (d *Daemon) ownedByInit(pid int) bool {
+	f := statFields(pid)
+	return len(f) >= 2 && f[0] == "Z" && f[1] == "1"
+}
+
+// runningDaemonsSpare reports the spare container monitor a running berthd
+// keeps ready (monitor_spare_linux.go): its own, not a leak, while it runs.
+func (d *Daemon) runningDaemonsSpare(pid int) bool {
+	if d.cmd == nil || d.stopped() {
+		return false
+	}
+	f := statFields(pid)
+	return len(f) >= 2 && f[1] == strconv.Itoa(d.cmd.Process.Pid) && strings.Contains(cmdline(pid), "--spare")
 }
 
 // slicePrefix is the tag as the start of a systemd slice name: systemd
@@ -424,6 +531,18 @@ func (d *Daemon) removeTagCgroups() error {
 		errs = append(errs, hostclean.RemoveCgroupTree(parent))
 	}
 	return errors.Join(errs...)
+}
+
+// describe is a process's command line, or for one that has none (a
+// zombie), its name, state and parent from /proc/<pid>/stat.
+func describe(pid int) string {
+	if c := cmdline(pid); c != "" {
+		return c
+	}
+	if f := statFields(pid); len(f) >= 2 {
+		return fmt.Sprintf("(no command line) state %s parent %s", f[0], f[1])
+	}
+	return "(gone)"
 }
 
 func cmdline(pid int) string {
