@@ -202,15 +202,22 @@ func sameNamespace(f *os.File, name string) bool {
 // execProcess is a process started by Exec; its direct child is the
 // nsenter proxy (or the process itself when no PID namespace was joined).
 type execProcess struct {
-	cmd *exec.Cmd
+	cmd  *exec.Cmd
+	once sync.Once
+	code int
+	err  error
+
+	// fdMu guards childFd: Wait closes it while a Signal (an ExecSync
+	// timeout) may be using it, and a closed number may already name
+	// another file, even another process's pidfd.
+	fdMu sync.Mutex
 	// childFd is a pidfd of the process behind the proxy (-1 without one).
 	childFd int
-	once    sync.Once
-	code    int
-	err     error
 }
 
 func (p *execProcess) close() {
+	p.fdMu.Lock()
+	defer p.fdMu.Unlock()
 	if p.childFd >= 0 {
 		unix.Close(p.childFd)
 		p.childFd = -1
@@ -242,11 +249,14 @@ func (p *execProcess) Wait() (int, error) {
 // Signal signals the program itself (the proxy passes its exit on), so
 // even SIGKILL leaves no orphan behind.
 func (p *execProcess) Signal(sig syscall.Signal) error {
+	p.fdMu.Lock()
 	if fd := p.childFd; fd >= 0 {
 		if err := unix.PidfdSendSignal(fd, sig, nil, 0); err == nil || !errors.Is(err, unix.ESRCH) {
+			p.fdMu.Unlock()
 			return err
 		}
 	}
+	p.fdMu.Unlock()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		if errors.Is(err, os.ErrProcessDone) {
 			return fmt.Errorf("process already finished: %w", errdefs.ErrNotFound)

@@ -330,7 +330,9 @@ func (r *external) Exec(ctx context.Context, id string, proc *specs.Process, io 
 
 // externalProcess is a foreground "runtime exec".
 type externalProcess struct {
-	call    *call
+	call *call
+	// fdMu guards childFd, which Wait closes while Signal may use it.
+	fdMu    sync.Mutex
 	childFd int // pidfd of the program itself, -1 if unknown
 	done    chan struct{}
 	waitErr error
@@ -345,10 +347,12 @@ func (p *externalProcess) Wait() (int, error) {
 	<-p.done
 	p.once.Do(func() {
 		defer p.call.cleanup()
+		p.fdMu.Lock()
 		if p.childFd >= 0 {
 			unix.Close(p.childFd)
 			p.childFd = -1
 		}
+		p.fdMu.Unlock()
 		st := p.call.cmd.ProcessState
 		if st == nil {
 			p.code, p.err = -1, p.waitErr
@@ -372,10 +376,13 @@ func (p *externalProcess) Signal(sig syscall.Signal) error {
 		return fmt.Errorf("process already finished: %w", errdefs.ErrNotFound)
 	default:
 	}
+	p.fdMu.Lock()
 	if p.childFd >= 0 {
 		if err := unix.PidfdSendSignal(p.childFd, sig, nil, 0); err == nil || !errors.Is(err, unix.ESRCH) {
+			p.fdMu.Unlock()
 			return err
 		}
 	}
+	p.fdMu.Unlock()
 	return p.call.cmd.Process.Signal(sig)
 }
