@@ -14,6 +14,7 @@ COMMIT    := $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 DIRTY     := $(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo .dirty)
 RELEASE   ?= $(if $(DIRTY),,$(shell git tag --points-at HEAD 2>/dev/null | grep -qx 'v$(BASE_VERSION)' && echo 1))
 VERSION   := $(if $(RELEASE),$(BASE_VERSION),$(BASE_VERSION)-dev$(if $(COMMIT),+$(COMMIT)$(DIRTY)))
+BERTHD_RACE := $(BIN)/berthd-race
 LDFLAGS   := -X github.com/berth-runtime/berth/cri.Version=$(VERSION)
 # Test packages run two at a time (the machine has 2 cores); the integration
 # tests start their own berthds and wait on real processes, so give them time.
@@ -23,12 +24,16 @@ TEST_FLAGS   ?=
 BENCH_ARGS   ?=
 RUN_ARGS     ?=
 
-.PHONY: all build run test unit integration lint bench deps test-deps clean e2e-build e2e-up e2e-down test-e2e
+.PHONY: all build run test unit integration lint bench deps build-race test-race test-deps clean e2e-build e2e-up e2e-down test-e2e
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BERTHD) ./cmd/berthd
+
+# berthd with Go's race detector, for make test-race.
+build-race:
+	$(GO) build -race -trimpath -ldflags '$(LDFLAGS)' -o $(BERTHD_RACE) ./cmd/berthd
 
 deps:
 	@sh hack/deps.sh run
@@ -43,13 +48,26 @@ test-deps:
 run: deps build
 	$(BERTHD) --cni-default-network $(RUN_ARGS)
 
+# The integration tests against bin/berthd-race. The first data race makes
+# berthd print its report into its log and exit 66; the harness fails the
+# test that ran it, and every test whose berthd logged a report.
+RACE_TESTS = BERTHD=$(BERTHD_RACE) GORACE='halt_on_error=1 exitcode=66' \
+	$(GO) test -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./test/integration/
+
 # make test: every package's tests, unit and integration, against the berthd
-# built here. Tests clean up what they make; hack/cleanup.sh then removes
+# built here, then the integration tests again against berthd built with
+# -race. Tests clean up what they make; hack/cleanup.sh then removes
 # whatever a crashed test left (keeping failed tests' directories).
-test: test-deps lint build e2e-build
+test: test-deps lint build build-race e2e-build
 	@echo "running tests as $$(id -un) with BERTHD=$(BERTHD)"
 	@BERTHD=$(BERTHD) E2E_BIN=$$(BERTH_E2E_CACHE=$(E2E_CACHE) sh hack/k8s/build.sh) $(GO) test -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...; \
-	rc=$$?; sh hack/cleanup.sh $$rc; exit $$rc
+	rc=$$?; echo "running the integration tests with BERTHD=$(BERTHD_RACE)"; \
+	$(RACE_TESTS) || rc=1; \
+	sh hack/cleanup.sh $$rc; exit $$rc
+
+# make test-race: only the race half of make test.
+test-race: test-deps build-race
+	@$(RACE_TESTS); rc=$$?; sh hack/cleanup.sh $$rc; exit $$rc
 
 unit: build
 	BERTHD=$(BERTHD) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./cmd/... ./cri/... ./image/... ./cni/... ./oci/... ./sandbox/...

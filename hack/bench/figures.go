@@ -17,12 +17,12 @@ func catalog() []report.Figure {
 		}
 		return out
 	}
-	for _, mode := range []string{"seq", "par", "seccomp"} {
+	for _, mode := range []string{"seq", "par", "seccomp", "burst"} {
 		for _, call := range []string{"run_pod_sandbox", "create_container", "start_container", "total"} {
 			add("ms", pcts("pod_start."+mode+"."+call, "p50", "p90", "p99")...)
 		}
 	}
-	for _, mode := range []string{"seq", "par"} {
+	for _, mode := range []string{"seq", "par", "burst"} {
 		for _, call := range []string{"stop_pod_sandbox", "remove_pod_sandbox", "total"} {
 			add("ms", pcts("pod_teardown."+mode+"."+call, "p50", "p90", "p99")...)
 		}

@@ -33,6 +33,7 @@ type options struct {
 	seqPods        int
 	parPods        int
 	parallel       int
+	burstPods      int // pods started all at once, then removed all at once
 	pods           int // running pods for the steady-state workloads
 	execs          int
 	lists          int
@@ -88,6 +89,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.seqPods, "seq-pods", 50, "pods started one after another")
 	fs.IntVar(&o.parPods, "par-pods", 50, "pods started -parallel at a time")
 	fs.IntVar(&o.parallel, "parallel", 10, "concurrent pod starts and teardowns for -par-pods")
+	fs.IntVar(&o.burstPods, "burst-pods", 100, "pods started all at once, then stopped and removed all at once (pod_start.burst, pod_teardown.burst)")
 	fs.IntVar(&o.pods, "pods", 100, "running pods for the list, memory and CPU workloads (more are started if -seq-pods + -par-pods fall short)")
 	fs.IntVar(&o.execs, "execs", 200, "ExecSync calls")
 	fs.IntVar(&o.lists, "lists", 200, "calls of each list RPC")
@@ -122,6 +124,7 @@ func parseFlags(args []string) (options, error) {
 		def("par-pods", func() { o.parPods = 3 })
 		def("parallel", func() { o.parallel = 2 })
 		def("pods", func() { o.pods = 6 })
+		def("burst-pods", func() { o.burstPods = 6 })
 		def("execs", func() { o.execs = 10 })
 		def("lists", func() { o.lists = 10 })
 		def("cpu-window", func() { o.cpuWindow = 3 * time.Second })
@@ -143,7 +146,7 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("-runtimes: none given")
 	case o.reps < 1:
 		return o, fmt.Errorf("-reps %d: at least 1", o.reps)
-	case o.seqPods < 1 || o.parPods < 1 || o.parallel < 1 || o.pods < 1:
+	case o.seqPods < 1 || o.parPods < 1 || o.parallel < 1 || o.pods < 1 || o.burstPods < 1:
 		return o, fmt.Errorf("pod counts must be at least 1")
 	case o.execs < 1 || o.lists < 1:
 		return o, fmt.Errorf("-execs and -lists must be at least 1")

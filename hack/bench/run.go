@@ -167,6 +167,16 @@ func (r *runner) run(ctx context.Context) (*report.Run, string) {
 		pods = append(pods, left...)
 		r.record("pod_start.seccomp", err)
 	}
+	// The burst: every pod at once, then every teardown at once, with no
+	// other pod running.
+	burst, err := r.podStart(ctx, "burst", r.o.burstPods, r.o.burstPods)
+	pods = append(pods, burst...)
+	r.record("pod_start.burst", err)
+	if len(burst) > 0 {
+		left, err := r.podTeardown(ctx, "burst", burst, len(burst))
+		r.record("pod_teardown.burst", err)
+		pods = append(pods[:len(pods)-len(burst)], left...)
+	}
 	r.step(ctx, "pull", r.pulls)
 	return r.out, version
 }
