@@ -50,8 +50,13 @@ func TestCheckPodConfig(t *testing.T) {
 			c.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_CONTAINER
 			return c
 		}, is: errdefs.IsInvalidArgument},
-		{name: "a user namespace is not implemented yet", edit: func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+		{name: "a pod user namespace without mappings is invalid", edit: func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
 			c.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD}
+			return c
+		}, is: errdefs.IsInvalidArgument},
+		{name: "a valid pod user namespace is not implemented yet", edit: func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+			m := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
+			c.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: m, Gids: m}
 			return c
 		}, is: errdefs.IsNotImplemented},
 	}
