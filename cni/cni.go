@@ -42,6 +42,8 @@
 // portMappings, bandwidth, ipRanges (kubelet's pod CIDR), dns, cgroupPath and
 // io.kubernetes.cri.pod-annotations, each only to plugins that declare it.
 // Host-network pods run no plugin: Setup reports the host's addresses.
+// Berth's own default network runs in berthd instead of through its
+// plugins, with the same effect on the host (see inproc.go).
 //
 // Before the first plugin runs, Setup writes the pod's record (the exact
 // network configuration and arguments used) to <state>/cni/pods/<id>.json;
@@ -81,6 +83,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"go.uber.org/zap"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -93,6 +96,9 @@ type Config struct {
 	DefaultNetwork bool   `toml:"default_network" comment:"when conf_dir holds no network configuration, write Berth's default network there (10-berth.conflist: bridge default_bridge with host-local IPAM on default_subnet, portmap; needs Debian's containernetworking-plugins); kubelet's pod CIDR (UpdateRuntimeConfig) replaces the range"`
 	DefaultSubnet  string `toml:"default_subnet" comment:"IPv4 range of the default network, until kubelet sends a pod CIDR; the gateway (bridge address) is its first address"`
 	DefaultBridge  string `toml:"default_bridge" comment:"Linux bridge of the default network"`
+	// DefaultInProcess runs Berth's own default network in berthd instead
+	// of through its plugins (see inproc_linux.go).
+	DefaultInProcess bool `toml:"default_network_in_process" comment:"set up Berth's default network (10-berth.conflist as Berth wrote it) in berthd through netlink, with the same leases, rules and cached result as its plugins (bridge, host-local; portmap still runs for pods with port mappings); false runs the plugins. Any other configuration always runs its plugins"`
 	// PluginTimeout bounds each ADD, CHECK or DEL of a whole network, in seconds.
 	PluginTimeout int `toml:"plugin_timeout_seconds" comment:"seconds a network's plugins may take for one ADD, CHECK or DEL before they are killed and the call fails"`
 }
@@ -105,6 +111,8 @@ func DefaultConfig() Config {
 		DefaultSubnet: "10.86.0.0/16",
 		DefaultBridge: "berth0",
 		PluginTimeout: 60,
+
+		DefaultInProcess: true,
 	}
 }
 
@@ -140,11 +148,14 @@ type Manager struct {
 	stateDir string
 	log      *zap.Logger
 	cni      *libcni.CNIConfig
+	exec     invoke.Exec // the plugins' exec, also for portmap run alone
 	timeout  time.Duration
 	watcher  *watcher
 
 	// locks serializes Setup, Check and Teardown per pod.
 	locks keyedMutex
+	// bridgeMu serializes in-process bridge setup.
+	bridgeMu sync.Mutex
 	// rangeMu is held shared by Setup and exclusively by UpdatePodCIDR.
 	rangeMu sync.RWMutex
 
@@ -193,8 +204,9 @@ func New(opts Options) (_ *Manager, retErr error) {
 		stateDir: opts.StateDir,
 		log:      log,
 		timeout:  time.Duration(cfg.PluginTimeout) * time.Second,
-		cni:      libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, filepath.Join(opts.StateDir, "cache"), newExec(log)),
+		exec:     newExec(log),
 	}
+	m.cni = libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, filepath.Join(opts.StateDir, "cache"), m.exec)
 	if err := m.loadPodCIDR(); err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package cni
 
 import (
-	"crypto/sha512"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,9 +30,8 @@ func (r *record) masquerades() bool {
 // leave the rules behind; Berth knows the addresses from the record. The
 // names follow the plugins' (pkg/utils FormatChainName, FormatComment).
 func releaseMasquerade(network, id string, ips []string) error {
-	sum := sha512.Sum512([]byte(network + id))
-	chain := "CNI-" + fmt.Sprintf("%x", sum)[:24]
-	comment := fmt.Sprintf("name: %q id: %q", network, id)
+	chain, comment := masqChain(network, id)
+	ips = dedupe(ips)
 	var errs []error
 	for _, tool := range []struct {
 		cmd string
@@ -82,4 +80,17 @@ func hasFamily(ips []string, v4 bool) bool {
 		}
 	}
 	return false
+}
+
+// dedupe drops repeated addresses, keeping the order.
+func dedupe(ips []string) []string {
+	seen := map[string]bool{}
+	out := ips[:0:0]
+	for _, ip := range ips {
+		if !seen[ip] {
+			seen[ip] = true
+			out = append(out, ip)
+		}
+	}
+	return out
 }

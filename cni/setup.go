@@ -97,7 +97,12 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (_ Result, retErr error) {
 	actx, cancel := m.withTimeout(ctx)
 	defer cancel()
 	addStart := time.Now()
-	res, err := m.cni.AddNetworkList(actx, list, rt)
+	var res types.Result
+	if in, ok := m.inProcessNetwork(rec); ok {
+		res, err = m.addInProcess(actx, in, rec, rt, list)
+	} else {
+		res, err = m.cni.AddNetworkList(actx, list, rt)
+	}
 	observeOp("ADD", time.Since(addStart), err)
 	if err != nil {
 		if errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
@@ -183,18 +188,23 @@ func (m *Manager) teardown(ctx context.Context, rec *record, log *zap.Logger) er
 		// namespace; the links went with the namespace.
 		netns = ""
 	}
+	in, inProcess := m.inProcessNetwork(rec)
 	list, err := rec.list()
 	if err == nil {
 		dctx, cancel := m.withTimeout(ctx)
 		delStart := time.Now()
-		err = m.cni.DelNetworkList(dctx, list, rec.runtimeConf(netns))
+		if inProcess {
+			err = m.delInProcess(dctx, in, rec, netns)
+		} else {
+			err = m.cni.DelNetworkList(dctx, list, rec.runtimeConf(netns))
+		}
 		observeOp("DEL", time.Since(delStart), err)
 		if err != nil && errors.Is(dctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("plugins timed out after %s: %w", m.timeout, err)
 		}
 		cancel()
 	}
-	if err == nil && rec.masquerades() {
+	if err == nil && !inProcess && rec.masquerades() {
 		// The plugins find these rules through the pod's interface
 		// addresses, and miss them when the interface or the namespace
 		// went first (also between a check here and their DEL).
