@@ -35,7 +35,9 @@ package sandbox
 //
 //	monitor.json  what to run (written by berthd)
 //	monitor.log   the monitor's own stderr
-//	m.sock        control socket: "reopen\n" → "ok\n" or "error: ...\n"
+//	m.sock        control socket: "reopen\n" → "ok\n" or "error: ...\n";
+//	              "attach\n" with output sockets → "ok\n" with the stdin fd
+//	              (C monitor only; container_attach.go); "close-stdin\n"
 //	exit.json     exit status (written by the monitor, once)
 //	status.json   the monitor's and the container's pids (written by berthd)
 

@@ -8,10 +8,17 @@
 //   - the output streams (stdout and stderr pipes, or the pty master);
 //   - the listening control socket and the connections on it.
 //
-// Later work, CRI Attach, fits here: an "attach" request on the control
-// socket would keep its connection in conns, receive the stdin and
-// console fds the Go side already passes, and get each chunk read from a
-// stream as well as the log; stream_flush is the one place output goes.
+// CRI Attach is served here, so that berthd keeps nothing per container:
+// an "attach" request carries, as SCM_RIGHTS, the sending end of one
+// socket per output stream berthd wants (stdout, then stderr; a terminal
+// has only stdout). From then on each chunk read from a stream is sent to
+// its attachers as well as written to the log: output from the moment of
+// attach, never the log replayed. The answer "ok" carries the container's
+// stdin (the pipe's write end, or the pty master) when it has one, which
+// berthd writes to and, for a pty, resizes directly. An attacher goes
+// when its socket hangs up, or is dropped (the chunk, not the container)
+// when its socket is full: a slow client never stalls the container.
+// "close-stdin" closes the container's stdin pipe (stdin_once).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +42,7 @@
 #define ENV_OOM "_BERTH_MONITOR_OOM"
 #define EXIT_FILE "exit.json"
 #define MAX_CONNS 8
+#define MAX_ATTACH 16
 #define CONN_TIMEOUT_MS 10000
 
 // params are what the Go monitor hands over (monitorc.go).
@@ -49,12 +57,22 @@ struct conn {
 	long long deadline;
 	size_t n;
 	char buf[128];
+	int fds[2], nfds; // passed with the request
+};
+
+// attacher is an attached client: where each stream's chunks go.
+struct attacher {
+	int out, err; // -1: not wanted; out is -1 for a free slot
 };
 
 static struct stream streams[2];
 static int nstreams;
 static struct conn conns[MAX_CONNS];
 static struct crilog crilog = {.fd = -1};
+static struct attacher attachers[MAX_ATTACH];
+// stdin_fd is the container's stdin pipe (-1: none or closed); console_fd
+// its pty master.
+static int stdin_fd = -1, console_fd = -1;
 
 __attribute__((noreturn)) static void die(const char *what) {
 	dprintf(2, "berth-monitor-c: %s: %s\n", what, lower_error(errno));
@@ -125,6 +143,38 @@ static void add_stream(int fd, const char *name) {
 	nstreams++;
 }
 
+static void drop_attacher(struct attacher *a) {
+	close(a->out);
+	if (a->err >= 0)
+		close(a->err);
+	a->out = a->err = -1;
+}
+
+// forward sends a chunk of stream s to every attacher that wants it.
+static void forward(struct stream *s, const char *p, size_t n) {
+	int is_err = !strcmp(s->name, "stderr");
+	for (int i = 0; i < MAX_ATTACH; i++) {
+		struct attacher *a = &attachers[i];
+		if (a->out < 0)
+			continue;
+		int fd = is_err ? a->err : a->out;
+		if (fd < 0)
+			continue;
+		for (size_t o = 0; o < n;) {
+			ssize_t w = send(fd, p + o, n - o, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0 && errno == EAGAIN)
+				break; // full: this chunk is lost to this attacher
+			if (w < 0) {
+				drop_attacher(a);
+				break;
+			}
+			o += w;
+		}
+	}
+}
+
 // read_stream reads what is there; at end of file (or EIO, which is a pty
 // master's end) or when force is set it writes the unfinished line and
 // closes the stream.
@@ -132,6 +182,7 @@ static void read_stream(struct stream *s, int force) {
 	for (;;) {
 		ssize_t r = force ? 0 : read(s->fd, s->buf + s->n, sizeof(s->buf) - s->n);
 		if (r > 0) {
+			forward(s, s->buf + s->n, r);
 			s->n += r;
 			stream_flush(&crilog, s, 0);
 			continue;
@@ -141,6 +192,8 @@ static void read_stream(struct stream *s, int force) {
 		if (r < 0 && errno == EAGAIN)
 			return;
 		stream_flush(&crilog, s, 1);
+		if (s->fd == console_fd)
+			console_fd = -1;
 		close(s->fd);
 		s->fd = -1;
 		return;
@@ -157,17 +210,63 @@ static int open_streams(void) {
 static void close_conn(struct conn *c) {
 	close(c->fd);
 	c->fd = -1;
+	for (int i = 0; i < c->nfds; i++)
+		close(c->fds[i]);
+	c->nfds = 0;
 }
 
-static void reply(struct conn *c, const char *msg) {
+// reply_fd answers msg, with fd as SCM_RIGHTS when it is not -1.
+static void reply_fd(struct conn *c, const char *msg, int fd) {
 	char line[8192];
 	int n = snprintf(line, sizeof(line), "%s\n", msg);
 	if (n >= (int)sizeof(line)) {
 		n = sizeof(line) - 1;
 		line[n - 1] = '\n';
 	}
-	send(c->fd, line, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	struct iovec iov = {.iov_base = line, .iov_len = n};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close_conn(c);
+}
+
+static void reply(struct conn *c, const char *msg) { reply_fd(c, msg, -1); }
+
+// attach makes the connection's fds an attacher (see the head of the file).
+static void attach(struct conn *c) {
+	int slot = -1;
+	for (int i = 0; i < MAX_ATTACH; i++)
+		if (attachers[i].out < 0) {
+			slot = i;
+			break;
+		}
+	if (c->nfds < 1) {
+		reply(c, "error: attach without an output socket");
+		return;
+	}
+	if (slot < 0) {
+		reply(c, "error: too many attaches at once");
+		return;
+	}
+	attachers[slot].out = c->fds[0];
+	attachers[slot].err = c->nfds > 1 ? c->fds[1] : -1;
+	for (int i = 0; i < c->nfds; i++)
+		fcntl(c->fds[i], F_SETFL, fcntl(c->fds[i], F_GETFL) | O_NONBLOCK);
+	c->nfds = 0;
+	reply_fd(c, "ok", console_fd >= 0 ? console_fd : stdin_fd);
 }
 
 // handle answers one request line (monitor.handle on the Go side).
@@ -179,6 +278,17 @@ static void handle(struct conn *c, char *line) {
 		line[--n] = 0;
 	while (*line && strchr(" \t\r\n\v\f", *line))
 		line++;
+	if (!strcmp(line, "attach")) {
+		attach(c);
+		return;
+	}
+	if (!strcmp(line, "close-stdin")) {
+		if (stdin_fd >= 0)
+			close(stdin_fd);
+		stdin_fd = -1;
+		reply(c, "ok");
+		return;
+	}
 	if (strcmp(line, "reopen") != 0) {
 		reply(c, "error: unknown request");
 		return;
@@ -197,7 +307,27 @@ static void handle(struct conn *c, char *line) {
 
 static void read_conn(struct conn *c) {
 	for (;;) {
-		ssize_t r = read(c->fd, c->buf + c->n, sizeof(c->buf) - 1 - c->n);
+		union {
+			char buf[CMSG_SPACE(2 * sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		struct iovec iov = {.iov_base = c->buf + c->n, .iov_len = sizeof(c->buf) - 1 - c->n};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+		ssize_t r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+		for (struct cmsghdr *cm = r >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+				continue;
+			int n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int), fds[8];
+			if (n > 8)
+				n = 8;
+			memcpy(fds, CMSG_DATA(cm), n * sizeof(int));
+			for (int i = 0; i < n; i++) {
+				if (c->nfds < 2)
+					c->fds[c->nfds++] = fds[i];
+				else
+					close(fds[i]);
+			}
+		}
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && errno == EAGAIN)
@@ -360,7 +490,8 @@ static void write_exit(struct wait_status *ws, int oom) {
 
 static void run(struct params *p) __attribute__((noreturn));
 static void run(struct params *p) {
-	struct pollfd pfd[2 + 2 + MAX_CONNS];
+	struct pollfd pfd[2 + 2 + MAX_CONNS + MAX_ATTACH];
+	struct attacher *pattach[MAX_ATTACH];
 	struct stream *pstream[2];
 	struct conn *pconn[MAX_CONNS];
 	struct wait_status ws = {0};
@@ -391,6 +522,10 @@ static void run(struct params *p) {
 	add_stream(p->console, "stdout");
 	for (int i = 0; i < MAX_CONNS; i++)
 		conns[i].fd = -1;
+	for (int i = 0; i < MAX_ATTACH; i++)
+		attachers[i].out = attachers[i].err = -1;
+	stdin_fd = p->in;
+	console_fd = p->console;
 	if (p->ctl >= 0)
 		fcntl(p->ctl, F_SETFL, fcntl(p->ctl, F_GETFL) | O_NONBLOCK);
 
@@ -404,9 +539,9 @@ static void run(struct params *p) {
 			// Input ends with the container's process; the output is
 			// read until its writers are gone, for a bounded time: a
 			// process outside its PID namespace may still hold it.
-			if (p->in >= 0)
-				close(p->in);
-			p->in = -1;
+			if (stdin_fd >= 0)
+				close(stdin_fd);
+			stdin_fd = p->in = -1;
 			drain_deadline = now + p->drain_ms;
 		}
 		if (drain_deadline && (open_streams() == 0 || now >= drain_deadline))
@@ -438,6 +573,13 @@ static void run(struct params *p) {
 			pconn[nc++] = &conns[i];
 			pfd[n++] = (struct pollfd){.fd = conns[i].fd, .events = POLLIN};
 		}
+		int na = 0;
+		for (int i = 0; i < MAX_ATTACH; i++) {
+			if (attachers[i].out < 0)
+				continue;
+			pattach[na++] = &attachers[i];
+			pfd[n++] = (struct pollfd){.fd = attachers[i].out, .events = POLLIN};
+		}
 		int ctl_idx = -1;
 		if (p->ctl >= 0 && ctl_slot >= 0) {
 			ctl_idx = n;
@@ -461,6 +603,9 @@ static void run(struct params *p) {
 		for (int i = 0; i < nc; i++)
 			if (pfd[1 + ns + i].revents)
 				read_conn(pconn[i]);
+		for (int i = 0; i < na; i++)
+			if (pfd[1 + ns + nc + i].revents)
+				drop_attacher(pattach[i]); // berthd never writes: it hung up
 		if (ctl_idx >= 0 && pfd[ctl_idx].revents)
 			accept_conns(p->ctl);
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -539,4 +540,180 @@ func TestPortForwardToAPodsNetworkNamespace(t *testing.T) {
 			checkPortForward(t, p, "spdy")
 		})
 	}
+}
+
+// attach streams the container's stdio to out (and its stdin from in)
+// through an attach URL until ctx ends or the container's output does.
+func (e *ctrEnv) attach(ctx context.Context, t *testing.T, protocol, id string, tty bool, in io.Reader, out io.Writer, sizes remotecommand.TerminalSizeQueue) error {
+	t.Helper()
+	resp, err := e.d.Runtime.Attach(ctxFor(t), &runtimeapi.AttachRequest{ContainerId: id, Stdin: in != nil, Stdout: true, Stderr: !tty, Tty: tty})
+	if err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	opts := remotecommand.StreamOptions{Stdin: in, Stdout: out, Tty: tty, TerminalSizeQueue: sizes}
+	if !tty {
+		opts.Stderr = out
+	}
+	return executor(t, protocol, resp.Url).StreamWithContext(ctx, opts)
+}
+
+// waitFor waits until w has seen its string.
+func waitFor(t *testing.T, w *signalWriter, what string) {
+	t.Helper()
+	select {
+	case <-w.seen:
+	case <-time.After(30 * time.Second):
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		t.Fatalf("%s: no %q in 30 s; got %q", what, w.want, w.buf.String())
+	}
+}
+
+func newSignalWriter(want string) *signalWriter {
+	return &signalWriter{want: want, seen: make(chan struct{})}
+}
+
+func TestAttachSeesLiveOutputTakesStdinAndDetaches(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		cfg := e.config("attach", "echo early; while read x; do echo got $x; echo err $x >&2; done")
+		cfg.Stdin = true
+		id := e.mustRun(t, cfg)
+		waitLog(t, filepath.Join(e.logDir, cfg.LogPath), "early")
+		for _, proto := range protocols {
+			t.Run(proto, func(t *testing.T) {
+				// Two attaches at once; the first one's stdin reaches the
+				// container, and both see the answer on stdout and stderr.
+				ctx, cancel := context.WithCancel(ctxFor(t))
+				defer cancel()
+				in, inW := io.Pipe()
+				defer inW.Close()
+				first, second := newSignalWriter("got "+proto), newSignalWriter("got "+proto)
+				done := make(chan error, 2)
+				go func() { done <- e.attach(ctx, t, proto, id, false, in, first, nil) }()
+				go func() { done <- e.attach(ctx, t, proto, id, false, nil, second, nil) }()
+				// The attaches are live once a line sent now comes back.
+				go func() {
+					for ctx.Err() == nil {
+						if _, err := inW.Write([]byte(proto + "\n")); err != nil {
+							return
+						}
+						time.Sleep(100 * time.Millisecond)
+					}
+				}()
+				waitFor(t, first, "first attach")
+				waitFor(t, second, "second attach")
+				for _, w := range []*signalWriter{first, second} {
+					var got string
+					for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+						w.mu.Lock()
+						got = w.buf.String()
+						w.mu.Unlock()
+						if strings.Contains(got, "err "+proto) {
+							break
+						}
+					}
+					if strings.Contains(got, "early") {
+						t.Errorf("attach replayed output from before it: %q", got)
+					}
+					if !strings.Contains(got, "err "+proto) {
+						t.Errorf("attach missed stderr: %q", got)
+					}
+				}
+				cancel()
+				<-done
+				<-done
+				if st := e.mustStatus(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+					t.Errorf("the container did not outlive its attaches: %v", st.State)
+				}
+			})
+		}
+		// An attach ends when the container does.
+		short := e.config("short", "read x; echo bye $x")
+		short.Stdin = true
+		sid := e.mustRun(t, short)
+		out := newSignalWriter("bye now")
+		if err := e.attach(ctxFor(t), t, "spdy", sid, false, strings.NewReader("now\n"), out, nil); err != nil {
+			t.Errorf("attach to a container that exits: %v", err)
+		}
+		waitFor(t, out, "attach to a container that exits")
+	})
+}
+
+func TestAttachStdinOnceClosesTheContainersStdinAfterTheFirstAttach(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		cfg := e.config("once", "cat; echo stdin-closed; sleep 3600")
+		cfg.Stdin, cfg.StdinOnce = true, true
+		id := e.mustRun(t, cfg)
+		// The attach goes on after its stdin ends (the container runs on);
+		// the client detaches once it has seen the container's answer.
+		out := newSignalWriter("stdin-closed")
+		ctx, cancel := context.WithCancel(ctxFor(t))
+		done := make(chan error, 1)
+		go func() { done <- e.attach(ctx, t, "spdy", id, false, strings.NewReader("one line\n"), out, nil) }()
+		waitFor(t, out, "attach with stdin_once")
+		cancel()
+		<-done
+		if log := logContent(t, filepath.Join(e.logDir, cfg.LogPath)); !strings.Contains(log, "one line") {
+			t.Errorf("the first attach's stdin did not arrive: %q", log)
+		}
+		if st := e.mustStatus(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			t.Errorf("container state after stdin_once: %v", st.State)
+		}
+	})
+}
+
+func TestAttachToATTYContainerResizesItsTerminal(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		cfg := e.config("tty", "while read x; do stty size; done")
+		cfg.Stdin, cfg.Tty = true, true
+		id := e.mustRun(t, cfg)
+		for _, proto := range protocols {
+			t.Run(proto, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(ctxFor(t))
+				defer cancel()
+				q := &sizeQueue{sizes: make(chan remotecommand.TerminalSize, 1)}
+				q.sizes <- remotecommand.TerminalSize{Width: 123, Height: 45}
+				defer close(q.sizes)
+				in, inW := io.Pipe()
+				defer inW.Close()
+				out := newSignalWriter("45 123")
+				done := make(chan error, 1)
+				go func() { done <- e.attach(ctx, t, proto, id, true, in, out, q) }()
+				go func() {
+					for ctx.Err() == nil {
+						if _, err := inW.Write([]byte("x\r")); err != nil {
+							return
+						}
+						time.Sleep(50 * time.Millisecond)
+					}
+				}()
+				waitFor(t, out, "stty size in the attached TTY")
+				cancel()
+				<-done
+			})
+		}
+	})
+}
+
+func TestAttachRefusesBadRequests(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		plain := e.mustRun(t, e.config("plain", "sleep 3600"))
+		stopped := e.mustRun(t, e.config("stopped", "true"))
+		e.waitExited(t, stopped)
+		for _, c := range []struct {
+			name string
+			req  *runtimeapi.AttachRequest
+			want codes.Code
+		}{
+			{"an unknown container is not found", &runtimeapi.AttachRequest{ContainerId: "0123456789abcdef", Stdout: true}, codes.NotFound},
+			{"a stopped container cannot be attached to", &runtimeapi.AttachRequest{ContainerId: stopped, Stdout: true}, codes.FailedPrecondition},
+			{"stdin of a container without stdin is invalid", &runtimeapi.AttachRequest{ContainerId: plain, Stdin: true, Stdout: true}, codes.InvalidArgument},
+			{"a TTY on a container without one is invalid", &runtimeapi.AttachRequest{ContainerId: plain, Tty: true, Stdout: true}, codes.InvalidArgument},
+			{"no stream at all is invalid", &runtimeapi.AttachRequest{ContainerId: plain}, codes.InvalidArgument},
+		} {
+			if _, err := e.d.Runtime.Attach(ctxFor(t), c.req); status.Code(err) != c.want {
+				t.Errorf("%s: %v, want %v", c.name, err, c.want)
+			}
+		}
+	})
 }
