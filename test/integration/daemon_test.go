@@ -85,9 +85,9 @@ func TestRuntimeConfigReportsTheCgroupDriver(t *testing.T) {
 
 func TestUnimplementedCallAnswersUnimplemented(t *testing.T) {
 	d := harness.Start(t)
-	_, err := d.Runtime.Attach(ctxFor(t), &runtimeapi.AttachRequest{ContainerId: "x"})
-	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "Attach") {
-		t.Fatalf("Attach error = %v, want Unimplemented naming the method", err)
+	_, err := d.Runtime.CheckpointContainer(ctxFor(t), &runtimeapi.CheckpointContainerRequest{ContainerId: "x"})
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "CheckpointContainer") {
+		t.Fatalf("CheckpointContainer error = %v, want Unimplemented naming the method", err)
 	}
 }
 
@@ -156,19 +156,19 @@ func TestSIGTERMStopsCleanlyAndRemovesTheSocket(t *testing.T) {
 
 func TestEveryRPCIsLoggedAtDebugWithMethodDurationAndCode(t *testing.T) {
 	d := harness.Start(t)
-	if _, err := d.Runtime.Attach(ctxFor(t), &runtimeapi.AttachRequest{ContainerId: "c0ffee"}); err == nil {
-		t.Fatal("Attach succeeded")
+	if _, err := d.Runtime.CheckpointContainer(ctxFor(t), &runtimeapi.CheckpointContainerRequest{ContainerId: "c0ffee"}); err == nil {
+		t.Fatal("CheckpointContainer succeeded")
 	}
 	d.Stop(t)
 	var line string
 	for _, l := range strings.Split(d.Logs(), "\n") {
-		if strings.Contains(l, "/runtime.v1.RuntimeService/Attach") {
+		if strings.Contains(l, "/runtime.v1.RuntimeService/CheckpointContainer") {
 			line = l
 		}
 	}
 	for _, want := range []string{`"duration"`, `"code": "Unimplemented"`, `"container": "c0ffee"`, "DEBUG"} {
 		if !strings.Contains(line, want) {
-			t.Errorf("Attach log line lacks %s: %q", want, line)
+			t.Errorf("CheckpointContainer log line lacks %s: %q", want, line)
 		}
 	}
 }
