@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,7 +205,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, retErr error) {
 	if err := c.startControllers(); err != nil {
 		return nil, err
 	}
-	if err := c.startKubelet(); err != nil {
+	if err := c.startKubelet(nil); err != nil {
 		return nil, err
 	}
 	if err := c.startKubeProxy(); err != nil {
@@ -541,7 +542,22 @@ func (c *Cluster) startControllers() error {
 		"--v=1")
 }
 
-func (c *Cluster) startKubelet() error {
+// RestartKubelet stops kubelet and starts it again with the given feature
+// gates (none: kubelet's defaults), then waits until the node is Ready.
+// Pods keep running through it: kubelet finds them through berthd.
+func (c *Cluster) RestartKubelet(ctx context.Context, gates map[string]bool) error {
+	if err := c.signal("kubelet", syscall.SIGTERM, 30*time.Second); err != nil {
+		return err
+	}
+	if err := c.startKubelet(gates); err != nil {
+		return err
+	}
+	return c.waitNodeReady(ctx)
+}
+
+// startKubelet starts kubelet on berthd's socket with the feature gates
+// given (nil: kubelet's defaults).
+func (c *Cluster) startKubelet(gates map[string]bool) error {
 	root := c.path("kubelet")
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return err
@@ -589,8 +605,8 @@ evictionHard:
   imagefs.available: 1%%
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-`, NodeIP, c.ports["kubelet"], c.ports["kubelet-healthz"], p("kubelet.crt"), p("kubelet.key"), p("ca.crt"),
-		cgroupRoot, c.BerthSocket, c.path("pod-logs"))
+%[10]s`, NodeIP, c.ports["kubelet"], c.ports["kubelet-healthz"], p("kubelet.crt"), p("kubelet.key"), p("ca.crt"),
+		cgroupRoot, c.BerthSocket, c.path("pod-logs"), featureGatesYAML(gates))
 	cfgPath := c.path("kubelet.yaml")
 	if err := os.WriteFile(cfgPath, []byte(kcfg), 0o600); err != nil {
 		return err
@@ -603,6 +619,25 @@ imageGCLowThresholdPercent: 99
 		"--hostname-override", NodeName,
 		"--node-ip", NodeIP,
 		"--v=2")
+}
+
+// featureGatesYAML is a KubeletConfiguration's featureGates block, in a
+// stable order; empty for no gates.
+func featureGatesYAML(gates map[string]bool) string {
+	if len(gates) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(gates))
+	for n := range gates {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("featureGates:\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %s: %t\n", n, gates[n])
+	}
+	return b.String()
 }
 
 func (c *Cluster) startKubeProxy() error {
