@@ -123,6 +123,9 @@ func TestRestartingBerthdLeavesRunningPodsAlone(t *testing.T) {
 				if out := logsOf(t, ctx, ns, pods.Items[0].Name, "web", false); out != "started\n" {
 					t.Errorf("logs of %s after the restart = %q", pods.Items[0].Name, out)
 				}
+				if out, err := kubectl(t, ctx, "-n", ns, "exec", pods.Items[0].Name, "--", "cat", "/www/index.html"); err != nil || out != "ok\n" {
+					t.Errorf("kubectl exec into %s after the restart: %v, %q; want ok", pods.Items[0].Name, err, out)
+				}
 			}
 		})
 	}

@@ -22,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/test/e2e/cluster"
 )
 
 // Timeouts. Pods start in about a second on an idle machine; these allow
@@ -252,4 +254,20 @@ func portForwardGet(t *testing.T, ctx context.Context, ns, pod string, port int,
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
+}
+
+// withKubelet restarts the cluster's kubelet with settings for the rest of
+// the test, and with the cluster's defaults again when the test ends.
+func withKubelet(t *testing.T, ctx context.Context, settings cluster.KubeletSettings) {
+	t.Helper()
+	if err := cl.RestartKubelet(ctx, settings); err != nil {
+		t.Fatalf("restart kubelet with %+v: %v", settings, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := cl.RestartKubelet(ctx, cluster.KubeletSettings{}); err != nil {
+			t.Errorf("restart kubelet with the cluster's defaults: %v", err)
+		}
+	})
 }

@@ -20,9 +20,10 @@ import (
 )
 
 var (
-	cl   *cluster.Cluster
-	kube kubernetes.Interface
-	cri  runtimeapi.RuntimeServiceClient
+	cl     *cluster.Cluster
+	kube   kubernetes.Interface
+	cri    runtimeapi.RuntimeServiceClient
+	criImg runtimeapi.ImageServiceClient
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -70,6 +71,7 @@ func run(m *testing.M) int {
 		}
 		defer conn.Close()
 		cri = runtimeapi.NewRuntimeServiceClient(conn)
+		criImg = runtimeapi.NewImageServiceClient(conn)
 		return m.Run()
 	}()
 	stopped := time.Now()

@@ -90,3 +90,32 @@ func TestAStartupProbeHoldsLivenessUntilTheAppHasStarted(t *testing.T) {
 		t.Errorf("liveness restarted the app %d times during start-up", restarts(p))
 	}
 }
+
+func TestAFailingHTTPLivenessProbeRestartsTheContainer(t *testing.T) {
+	ctx := setUp(t)
+	ns := namespace(t, ctx)
+	// /healthz answers for 2 s, then 404s: kubelet restarts the container.
+	pod := busyboxPod("http-live", "mkdir /www; echo ok > /www/healthz; (sleep 2; rm /www/healthz) & exec httpd -f -p 8080 -h /www")
+	pod.Spec.Containers[0].LivenessProbe = probe(corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intOrStr(8080)}})
+	createPod(t, ctx, ns, pod)
+	p := waitPod(t, ctx, ns, "http-live", "restartCount to rise", podTimeout, func(p *corev1.Pod) bool { return restarts(p) >= 1 })
+	if last := p.Status.ContainerStatuses[0].LastTerminationState.Terminated; last == nil || last.ExitCode != 137 && last.ExitCode != 143 {
+		t.Errorf("the killed run's state = %+v, want terminated by a signal (137 or 143)", last)
+	}
+}
+
+func TestExecReadinessFollowsAFile(t *testing.T) {
+	ctx := setUp(t)
+	ns := namespace(t, ctx)
+	// /tmp/ready exists from 2 s to 8 s after the start: the exec probe
+	// (run through Berth's ExecSync) makes the pod Ready, then not Ready,
+	// with no restart.
+	pod := busyboxPod("exec-ready", "(sleep 2; touch /tmp/ready; sleep 6; rm /tmp/ready) & exec sleep 3600")
+	pod.Spec.Containers[0].ReadinessProbe = probe(execProbe("test", "-f", "/tmp/ready"))
+	createPod(t, ctx, ns, pod)
+	waitPod(t, ctx, ns, "exec-ready", "Ready", podTimeout, ready)
+	p := waitPod(t, ctx, ns, "exec-ready", "not Ready after /tmp/ready went", shortTimeout, func(p *corev1.Pod) bool { return !ready(p) })
+	if restarts(p) != 0 || !running(p) {
+		t.Errorf("readiness changed more than readiness: %s", podStatus(p))
+	}
+}

@@ -63,16 +63,7 @@ func podRxBytes(ctx context.Context, ns, name string) (rx uint64, ok bool, err e
 // kubelet".)
 func TestKubeletWithStatsFromCRIShowsAPodsNetworkGrowingWithTraffic(t *testing.T) {
 	ctx := setUp(t)
-	if err := cl.RestartKubelet(ctx, map[string]bool{"PodAndContainerStatsFromCRI": true}); err != nil {
-		t.Fatalf("restart kubelet with PodAndContainerStatsFromCRI: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := cl.RestartKubelet(ctx, nil); err != nil {
-			t.Errorf("restart kubelet with its default gates: %v", err)
-		}
-	})
+	withKubelet(t, ctx, cluster.KubeletSettings{FeatureGates: map[string]bool{"PodAndContainerStatsFromCRI": true}})
 	ns := namespace(t, ctx)
 	createPod(t, ctx, ns, webPod("web"))
 	web := waitPod(t, ctx, ns, "web", "Ready", podTimeout, ready)

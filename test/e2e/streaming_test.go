@@ -1,9 +1,19 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -11,9 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
-
-// streamingIssue names what the streaming scenarios wait for.
-const streamingIssue = "waits for issue 15 (streaming)"
 
 // containerID is the CRI ID of a pod's container, from its status.
 func containerID(t *testing.T, ctx context.Context, ns, pod, container string) string {
@@ -31,25 +38,25 @@ func containerID(t *testing.T, ctx context.Context, ns, pod, container string) s
 	return ""
 }
 
-// skipUnlessStreams skips the test, naming issue 15, when berthd answers
-// the CRI streaming call with Unimplemented; any other answer lets the
-// test run (and fail, if the feature is broken).
-func skipUnlessStreams(t *testing.T, ctx context.Context, call string, err error) {
+// requireStreams fails the test when berthd answers a CRI streaming call
+// with Unimplemented, which a user sees as kubectl exec, attach or
+// port-forward failing; any other answer lets the test go on (and fail, if
+// the feature is broken).
+func requireStreams(t *testing.T, call string, err error) {
 	t.Helper()
 	if status.Code(err) == codes.Unimplemented {
-		t.Skipf("%s: %s returns Unimplemented (%v)", streamingIssue, call, err)
+		t.Fatalf("%s returns Unimplemented: %v", call, err)
 	}
 }
 
 func requireExec(t *testing.T, ctx context.Context, ns, pod string) {
 	t.Helper()
 	_, err := cri.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: containerID(t, ctx, ns, pod, "main"), Cmd: []string{"true"}, Stdout: true})
-	skipUnlessStreams(t, ctx, "Exec", err)
+	requireStreams(t, "Exec", err)
 }
 
 // mustExecOK runs a command in the pod's main container with kubectl exec
-// and reports whether it succeeded; it skips the test when Exec is not
-// built yet.
+// and reports whether it succeeded.
 func mustExecOK(t *testing.T, ctx context.Context, ns, pod string, cmd ...string) bool {
 	t.Helper()
 	requireExec(t, ctx, ns, pod)
@@ -87,13 +94,71 @@ func TestKubectlExecRunsInTheContainer(t *testing.T) {
 	}
 }
 
+// openPTY opens a pseudo-terminal of rows x cols: its master, and its
+// slave for a process's stdio.
+func openPTY(t *testing.T, rows, cols uint16) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sl.Close() })
+	if err := unix.IoctlSetWinsize(int(sl.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
+		t.Fatal(err)
+	}
+	return m, sl
+}
+
+// kubectl exec -it, as a user at a terminal runs it: kubectl's stdio is a
+// terminal, the container's process gets one too, of the user's size.
+func TestKubectlExecWithATerminal(t *testing.T) {
+	ctx := setUp(t)
+	ns := namespace(t, ctx)
+	createPod(t, ctx, ns, sleeper("exec-tty"))
+	waitPod(t, ctx, ns, "exec-tty", "running", podTimeout, running)
+	requireExec(t, ctx, ns, "exec-tty")
+	master, slave := openPTY(t, 33, 111)
+	cmd := kubectlCmd(ctx, "-n", ns, "exec", "-it", "exec-tty", "--", "sh", "-c", "tty; stty size; exit 5")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	var out bytes.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&out, master); close(copied) }()
+	err := cmd.Wait()
+	<-copied // the master reads EIO once kubectl, the slave's last holder, is gone
+	got := strings.ReplaceAll(out.String(), "\r\n", "\n")
+	if !regexp.MustCompile(`(?m)^/dev/pts/\d+\n33 111\n`).MatchString(got) {
+		t.Errorf("kubectl exec -it printed %q, want the container's terminal and its size 33 111", got)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 5 {
+		t.Errorf("kubectl exec -it of exit 5: %v, want exit status 5", err)
+	}
+}
+
 func TestKubectlAttachSeesTheContainersOutput(t *testing.T) {
 	ctx := setUp(t)
 	ns := namespace(t, ctx)
 	createPod(t, ctx, ns, busyboxPod("attach", "while true; do echo tick; sleep 0.2; done"))
 	waitPod(t, ctx, ns, "attach", "running", podTimeout, running)
 	_, err := cri.Attach(ctx, &runtimeapi.AttachRequest{ContainerId: containerID(t, ctx, ns, "attach", "main"), Stdout: true})
-	skipUnlessStreams(t, ctx, "Attach", err)
+	requireStreams(t, "Attach", err)
 	actx, cancel := context.WithTimeout(ctx, 3*cliSecond)
 	defer cancel()
 	out, _ := kubectl(t, actx, "-n", ns, "attach", "attach")
@@ -112,7 +177,7 @@ func TestKubectlPortForwardReachesAWebServerInThePod(t *testing.T) {
 		t.Fatalf("berthd has no sandbox for %s", p.Name)
 	}
 	_, err := cri.PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: sb[0].Id, Port: []int32{8080}})
-	skipUnlessStreams(t, ctx, "PortForward", err)
+	requireStreams(t, "PortForward", err)
 	body, err := portForwardGet(t, ctx, ns, "pf", 8080, "/index.html")
 	if err != nil || body != "hello-from-pod\n" {
 		t.Errorf("GET through kubectl port-forward: %v, %q", err, body)

@@ -81,6 +81,7 @@ type Cluster struct {
 
 	pki   *pki
 	ports map[string]int
+	node  *node // the first node, on the host's network namespace
 
 	mu    sync.Mutex
 	procs map[string]*proc
@@ -105,6 +106,10 @@ type state struct {
 	// /var/lib/kubelet did not exist before the cluster, so Teardown
 	// removes it again (and leaves one that was there alone).
 	VarLibKubelet bool `json:"varLibKubelet"`
+	// The second node's network namespaces (names under /run/netns) and
+	// berthd sockets, while it runs.
+	Netns    []string `json:"netns,omitempty"`
+	Sockets2 []string `json:"sockets2,omitempty"`
 }
 
 func (c *Cluster) logf(format string, args ...any) {
@@ -138,6 +143,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, retErr error) {
 		ports:       map[string]int{},
 		procs:       map[string]*proc{},
 	}
+	c.node = &node{name: NodeName, ip: NodeIP, cgroupRoot: cgroupRoot,
+		socket: c.BerthSocket, berthConfig: c.BerthConfig,
+		podBridge: podBridge, podSubnet: "10.244.0.0/24"}
 	if err := c.saveState(func(s *state) {
 		s.BerthSocket = c.BerthSocket
 		s.KubeProxy = filepath.Join(cfg.Bin, "kube-proxy")
@@ -193,7 +201,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, retErr error) {
 	if err := c.startRegistry(); err != nil {
 		return nil, err
 	}
-	if err := c.startBerthd(ctx); err != nil {
+	if err := c.startBerthd(ctx, c.node); err != nil {
 		return nil, err
 	}
 	if err := c.startEtcd(); err != nil {
@@ -205,13 +213,13 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, retErr error) {
 	if err := c.startControllers(); err != nil {
 		return nil, err
 	}
-	if err := c.startKubelet(nil); err != nil {
+	if err := c.startKubelet(c.node, KubeletSettings{}); err != nil {
 		return nil, err
 	}
 	if err := c.startKubeProxy(); err != nil {
 		return nil, err
 	}
-	if err := c.waitNodeReady(ctx); err != nil {
+	if err := c.waitNodeReady(ctx, c.node); err != nil {
 		return nil, err
 	}
 	c.logf("cluster up: node %s Ready, API server %s, kubeconfig %s", NodeName, c.Server, c.Kubeconfig)
@@ -282,6 +290,15 @@ func loadState(dir string) (state, error) {
 		return s, err
 	}
 	return s, json.Unmarshal(data, &s)
+}
+
+// runIn starts a component in the network namespace at netns (through
+// nsenter, which execs it: the pid is the component's); "" is the host's.
+func (c *Cluster) runIn(netns, name, bin string, args ...string) error {
+	if netns == "" {
+		return c.run(name, bin, args...)
+	}
+	return c.run(name, "nsenter", append([]string{"--net=" + netns, "--", bin}, args...)...)
 }
 
 // run starts a component with its output in its log file and records its
@@ -376,44 +393,50 @@ current-context: berth-e2e
 	return os.WriteFile(c.Kubeconfig, []byte(kc), 0o600)
 }
 
-// startBerthd writes berthd's configuration (its own socket, root, state,
-// CNI directory with Berth's default network on a bridge of the cluster's
-// own, the registry mirrors) and starts it.
-func (c *Cluster) startBerthd(ctx context.Context) error {
+// startBerthd writes the berthd configuration of node n (its own socket,
+// root, state, CNI directory with Berth's default network on a bridge of
+// the cluster's own, the registry mirrors) and starts it.
+func (c *Cluster) startBerthd(ctx context.Context, n *node) error {
 	cfg := config.Default()
-	cfg.Socket = c.BerthSocket
-	cfg.Root = c.path("berth", "root")
-	cfg.State = c.path("berth", "state")
+	cfg.Socket = n.socket
+	cfg.Root = c.path("berth"+n.suffix, "root")
+	cfg.State = c.path("berth"+n.suffix, "state")
 	cfg.LogLevel = "debug"
 	cfg.Registry.ConfigPath = c.path("certs.d")
-	cfg.CNI.ConfDir = c.path("cni", "net.d")
+	cfg.CNI.ConfDir = c.path("cni"+n.suffix, "net.d")
 	cfg.CNI.DefaultNetwork = true
-	cfg.CNI.DefaultBridge = podBridge
-	cfg.CNI.DefaultSubnet = "10.244.0.0/24"
+	cfg.CNI.DefaultBridge = n.podBridge
+	cfg.CNI.DefaultSubnet = n.podSubnet
 	data, err := config.Marshal(cfg)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(c.BerthConfig), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(n.berthConfig), 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(c.BerthConfig, data, 0o600); err != nil {
+	if err := os.WriteFile(n.berthConfig, data, 0o600); err != nil {
 		return err
 	}
-	if err := c.saveState(func(s *state) { s.Links = append(s.Links, podBridge) }); err != nil {
-		return err
+	if n.netns == "" {
+		// A second node's bridge is in its network namespace and goes
+		// with it.
+		if err := c.saveState(func(s *state) { s.Links = append(s.Links, n.podBridge) }); err != nil {
+			return err
+		}
 	}
-	return c.StartBerthd(ctx)
+	return c.runBerthd(ctx, n)
 }
 
-// StartBerthd starts berthd (again) on the cluster's configuration and
-// waits for its socket.
-func (c *Cluster) StartBerthd(ctx context.Context) error {
-	if err := c.run("berthd", c.Berthd, "--config", c.BerthConfig); err != nil {
+// StartBerthd starts the first node's berthd (again) on its configuration
+// and waits for its socket.
+func (c *Cluster) StartBerthd(ctx context.Context) error { return c.runBerthd(ctx, c.node) }
+
+func (c *Cluster) runBerthd(ctx context.Context, n *node) error {
+	if err := c.runIn(n.netns, "berthd"+n.suffix, c.Berthd, "--config", n.berthConfig); err != nil {
 		return err
 	}
-	return c.waitFor(ctx, "berthd", "berthd's socket", func() error {
-		conn, err := net.Dial("unix", c.BerthSocket)
+	return c.waitFor(ctx, "berthd"+n.suffix, "berthd's socket", func() error {
+		conn, err := net.Dial("unix", n.socket)
 		if err != nil {
 			return err
 		}
@@ -496,6 +519,28 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 }
 
 // apiGet GETs a path from the API server as the admin.
+// apiDelete deletes the object at path; one already gone is no error.
+func (c *Cluster) apiDelete(path string) error {
+	tr, err := c.transport()
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest(http.MethodDelete, c.Server+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("DELETE %s: %s", path, resp.Status)
+	}
+	return nil
+}
+
 func (c *Cluster) apiGet(path string) ([]byte, error) {
 	tr, err := c.transport()
 	if err != nil {
@@ -542,27 +587,39 @@ func (c *Cluster) startControllers() error {
 		"--v=1")
 }
 
-// RestartKubelet stops kubelet and starts it again with the given feature
-// gates (none: kubelet's defaults), then waits until the node is Ready.
-// Pods keep running through it: kubelet finds them through berthd.
-func (c *Cluster) RestartKubelet(ctx context.Context, gates map[string]bool) error {
+// KubeletSettings are what a test may change in the cluster's kubelet
+// configuration; the zero value is the cluster's default.
+type KubeletSettings struct {
+	// FeatureGates set in the configuration; none: kubelet's defaults.
+	FeatureGates map[string]bool
+	// ImageGC turns kubelet's disk-based image garbage collection on with
+	// thresholds of 1% and 0% and no minimum age, so that the collection
+	// kubelet runs as it starts removes every image no container uses.
+	// Off, the thresholds are 100% and 99%: kubelet never collects.
+	ImageGC bool
+}
+
+// RestartKubelet stops kubelet and starts it again with settings, then
+// waits until the node is Ready. Pods keep running through it: kubelet
+// finds them again through berthd.
+func (c *Cluster) RestartKubelet(ctx context.Context, settings KubeletSettings) error {
 	if err := c.signal("kubelet", syscall.SIGTERM, 30*time.Second); err != nil {
 		return err
 	}
-	if err := c.startKubelet(gates); err != nil {
+	if err := c.startKubelet(c.node, settings); err != nil {
 		return err
 	}
-	return c.waitNodeReady(ctx)
+	return c.waitNodeReady(ctx, c.node)
 }
 
-// startKubelet starts kubelet on berthd's socket with the feature gates
-// given (nil: kubelet's defaults).
-func (c *Cluster) startKubelet(gates map[string]bool) error {
-	root := c.path("kubelet")
+// startKubelet starts node n's kubelet on its berthd's socket with
+// settings.
+func (c *Cluster) startKubelet(n *node, settings KubeletSettings) error {
+	root := c.path("kubelet" + n.suffix)
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return err
 	}
-	if err := c.makeCgroupRoot(cgroupRoot); err != nil {
+	if err := c.makeCgroupRoot(n.cgroupRoot); err != nil {
 		return err
 	}
 	if _, err := os.Stat(varLibKubelet); errors.Is(err, os.ErrNotExist) {
@@ -603,39 +660,40 @@ evictionHard:
   nodefs.available: 1%%
   nodefs.inodesFree: 1%%
   imagefs.available: 1%%
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-%[10]s`, NodeIP, c.ports["kubelet"], c.ports["kubelet-healthz"], p("kubelet.crt"), p("kubelet.key"), p("ca.crt"),
-		cgroupRoot, c.BerthSocket, c.path("pod-logs"), featureGatesYAML(gates))
-	cfgPath := c.path("kubelet.yaml")
+%[10]s`, n.ip, c.ports["kubelet"+n.suffix], c.ports["kubelet-healthz"+n.suffix], p("kubelet"+n.suffix+".crt"), p("kubelet"+n.suffix+".key"), p("ca.crt"),
+		n.cgroupRoot, n.socket, c.path("pod-logs"+n.suffix), settings.yaml())
+	cfgPath := c.path("kubelet" + n.suffix + ".yaml")
 	if err := os.WriteFile(cfgPath, []byte(kcfg), 0o600); err != nil {
 		return err
 	}
-	return c.run("kubelet", filepath.Join(c.Bin, "kubelet"),
+	return c.runIn(n.netns, "kubelet"+n.suffix, filepath.Join(c.Bin, "kubelet"),
 		"--config", cfgPath,
 		"--kubeconfig", c.Kubeconfig,
 		"--root-dir", root,
-		"--cert-dir", c.path("kubelet-pki"),
-		"--hostname-override", NodeName,
-		"--node-ip", NodeIP,
+		"--cert-dir", c.path("kubelet-pki"+n.suffix),
+		"--hostname-override", n.name,
+		"--node-ip", n.ip,
 		"--v=2")
 }
 
-// featureGatesYAML is a KubeletConfiguration's featureGates block, in a
-// stable order; empty for no gates.
-func featureGatesYAML(gates map[string]bool) string {
-	if len(gates) == 0 {
-		return ""
-	}
-	names := make([]string, 0, len(gates))
-	for n := range gates {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+// yaml is the part of a KubeletConfiguration that settings decide.
+func (s KubeletSettings) yaml() string {
 	var b strings.Builder
-	b.WriteString("featureGates:\n")
-	for _, n := range names {
-		fmt.Fprintf(&b, "  %s: %t\n", n, gates[n])
+	if s.ImageGC {
+		b.WriteString("imageGCHighThresholdPercent: 1\nimageGCLowThresholdPercent: 0\nimageMinimumGCAge: 0s\n")
+	} else {
+		b.WriteString("imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n")
+	}
+	if len(s.FeatureGates) > 0 {
+		names := make([]string, 0, len(s.FeatureGates))
+		for n := range s.FeatureGates {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		b.WriteString("featureGates:\n")
+		for _, n := range names {
+			fmt.Fprintf(&b, "  %s: %t\n", n, s.FeatureGates[n])
+		}
 	}
 	return b.String()
 }
@@ -664,9 +722,9 @@ conntrack:
 	return c.run("kube-proxy", filepath.Join(c.Bin, "kube-proxy"), "--config", cfgPath, "--v=1")
 }
 
-func (c *Cluster) waitNodeReady(ctx context.Context) error {
-	return c.waitFor(ctx, "kubelet", "node "+NodeName+" Ready", func() error {
-		data, err := c.apiGet("/api/v1/nodes/" + NodeName)
+func (c *Cluster) waitNodeReady(ctx context.Context, n *node) error {
+	return c.waitFor(ctx, "kubelet"+n.suffix, "node "+n.name+" Ready", func() error {
+		data, err := c.apiGet("/api/v1/nodes/" + n.name)
 		if err != nil {
 			return err
 		}

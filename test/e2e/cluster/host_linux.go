@@ -108,12 +108,17 @@ func Teardown(dir string) error {
 			}
 		}
 	}
+	stop("kubelet-2")
 	stop("kubelet")
-	if s.BerthSocket != "" {
-		if err := removeAllPods(s.BerthSocket); err != nil {
+	for _, socket := range append([]string{s.BerthSocket}, s.Sockets2...) {
+		if socket == "" {
+			continue
+		}
+		if err := removeAllPods(socket); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	stop("berthd-2")
 	stop("berthd")
 	if s.KubeProxy != "" && s.Pids["kube-proxy"] != 0 {
 		stop("kube-proxy")
@@ -131,6 +136,9 @@ func Teardown(dir string) error {
 	}
 	if err := hostclean.Unmount(dir); err != nil {
 		errs = append(errs, err)
+	}
+	if len(s.Netns) > 0 || len(s.Sockets2) > 0 {
+		errs = append(errs, removeNode2Host(dir)...)
 	}
 	for _, l := range s.Links {
 		if err := exec.Command("ip", "link", "show", l).Run(); err == nil {

@@ -35,13 +35,15 @@ func testImages() map[string]v1.Image {
 	}
 }
 
-// startRegistry serves the test images on loopback and writes berthd's
-// certs.d: each mirrored host's hosts.toml sends pulls to the registry.
+// startRegistry serves the test images on the node address (the first
+// node's, on the cluster's own bridge: the second node's berthd reaches it
+// there from its network namespace) and writes berthd's certs.d: each
+// mirrored host's hosts.toml sends pulls to the registry.
 func (c *Cluster) startRegistry() error {
 	if err := images.Prepare(); err != nil {
 		return err
 	}
-	r, err := registry.Listen("127.0.0.1:0")
+	r, err := registry.Listen(NodeIP + ":0")
 	if err != nil {
 		return err
 	}

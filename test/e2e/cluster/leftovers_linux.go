@@ -33,13 +33,18 @@ func Leftovers(dir string, hadVarLibKubelet bool) []string {
 	if m, _ := hostclean.Mounts(dir); len(m) > 0 {
 		out = append(out, "mounts "+strings.Join(m, " "))
 	}
-	for _, l := range []string{nodeLink, podBridge} {
+	if _, err := os.Stat(netnsPath(node2Netns)); err == nil {
+		out = append(out, "network namespace "+node2Netns)
+	}
+	for _, l := range []string{nodeLink, podBridge, node2Link} {
 		if exec.Command("ip", "link", "show", l).Run() == nil {
 			out = append(out, "interface "+l)
 		}
 	}
-	if dirs, err := hostclean.CgroupDirs(cgroupRoot); err == nil && len(dirs) > 0 {
-		out = append(out, "cgroups "+strings.Join(dirs, " "))
+	for _, root := range []string{cgroupRoot, node2Cgrp} {
+		if dirs, err := hostclean.CgroupDirs(root); err == nil && len(dirs) > 0 {
+			out = append(out, "cgroups "+strings.Join(dirs, " "))
+		}
 	}
 	if tables, err := exec.Command("nft", "list", "tables").Output(); err == nil {
 		for _, l := range strings.Split(string(tables), "\n") {
