@@ -236,15 +236,23 @@ func checkProbe(t *testing.T, what string, got, want map[string]int) {
 	}
 }
 
-var probeCalls = []string{"unshare_user", "unshare_user_i386", "unshare_user_x32", "mount", "keyctl", "add_key", "kexec_load", "ptrace", "mkdir", "getpid"}
+var probeCalls = []string{"unshare_user", "unshare_user_i386", "unshare_user_x32", "mount", "keyctl", "add_key", "kexec_load", "ptrace", "mkdir",
+	"mseal", "listmount", "listmount_i386", "listmount_x32", "fchmodat2", "getpid"}
 
 // The default profile's answers on this kernel: EPERM for what it leaves
 // out (the compat ABIs included), and ptrace allowed, as moby's and
-// containerd's profile allows it on kernels from 4.8.
+// containerd's profile allows it on kernels from 4.8. Syscalls numbered
+// above the highest the profile names and libseccomp knows (futex_requeue,
+// 456, with Debian 12's) are ENOSYS, as runc's stub makes them: mseal and
+// listmount, on x86_64 and i386; x32 numbers are compared with x32's
+// highest (547), so x32 listmount keeps EPERM. fchmodat2 is the profile's
+// own (allowed: EBADF from the kernel for fd -1).
 var runtimeDefaultWant = map[string]int{
 	"unshare_user": int(unix.EPERM), "unshare_user_i386": int(unix.EPERM), "unshare_user_x32": int(unix.EPERM),
 	"mount": int(unix.EPERM), "keyctl": int(unix.EPERM), "add_key": int(unix.EPERM), "kexec_load": int(unix.EPERM),
 	"ptrace": 0, "mkdir": 0, "getpid": 0,
+	"mseal": int(unix.ENOSYS), "listmount": int(unix.ENOSYS), "listmount_i386": int(unix.ENOSYS), "listmount_x32": int(unix.EPERM),
+	"fchmodat2": int(unix.EBADF),
 }
 
 func TestSeccompProfilesAreEnforcedInContainersAndExecs(t *testing.T) {
@@ -277,9 +285,10 @@ func TestSeccompProfilesAreEnforcedInContainersAndExecs(t *testing.T) {
 			// Unconfined gets as far as the capabilities let it (kexec_load is
 			// EPERM without CAP_SYS_BOOT or ENOSYS on a kernel without kexec).
 			{"Unconfined", &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined},
-				map[string]int{"unshare_user": 0, "keyctl": 0, "add_key": 0, "mount": int(unix.EPERM), "mkdir": 0}},
+				map[string]int{"unshare_user": 0, "keyctl": 0, "add_key": 0, "mount": int(unix.EPERM), "mkdir": 0, "mseal": int(unix.EINVAL), "fchmodat2": int(unix.EBADF)}},
+			// Allow by default: no ENOSYS stub, the kernel answers mseal.
 			{"Localhost", &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: localhost},
-				map[string]int{"mkdir": int(unix.EACCES), "unshare_user": int(unix.EOPNOTSUPP), "getpid": 0, "keyctl": 0}},
+				map[string]int{"mkdir": int(unix.EACCES), "unshare_user": int(unix.EOPNOTSUPP), "getpid": 0, "keyctl": 0, "mseal": int(unix.EINVAL)}},
 		} {
 			cfg := pe.config(strings.ToLower(tc.name), script)
 			cfg.Linux.SecurityContext.Seccomp = tc.sp
