@@ -333,6 +333,22 @@ func TestSeccompProfilesAreEnforcedInContainersAndExecs(t *testing.T) {
 	})
 }
 
+// checkNoContainerLeft fails t when e's daemon lists a container or
+// keeps a container's state directory: what refused creates must leave.
+func checkNoContainerLeft(t *testing.T, e *ctrEnv) {
+	t.Helper()
+	resp, err := e.d.Runtime.ListContainers(ctxFor(t), &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Containers) != 0 {
+		t.Errorf("%d containers listed after refused creates, want none", len(resp.Containers))
+	}
+	if entries, _ := os.ReadDir(filepath.Join(e.d.State, "containers")); len(entries) != 0 {
+		t.Errorf("state dirs of refused creates are left: %d", len(entries))
+	}
+}
+
 func TestBadSeccompProfilesAreInvalidArgumentAndLeaveNothing(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {
@@ -379,16 +395,7 @@ func TestBadSeccompProfilesAreInvalidArgumentAndLeaveNothing(t *testing.T) {
 				t.Errorf("%s: %v, want InvalidArgument naming %s", tc.name, err, tc.mention)
 			}
 		}
-		resp, err := e.d.Runtime.ListContainers(ctxFor(t), &runtimeapi.ListContainersRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(resp.Containers) != 0 {
-			t.Errorf("%d containers listed after refused creates, want none", len(resp.Containers))
-		}
-		if entries, _ := os.ReadDir(filepath.Join(e.d.State, "containers")); len(entries) != 0 {
-			t.Errorf("state dirs of refused creates are left: %d", len(entries))
-		}
+		checkNoContainerLeft(t, e)
 	})
 }
 
@@ -464,6 +471,81 @@ echo dev=$([ -c ` + hostDev + ` ] && echo yes || echo no)`
 		_, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, Config: cfg, SandboxConfig: e.podCfg})
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("a privileged container in an unprivileged pod: %v, want InvalidArgument", err)
+		}
+	})
+}
+
+// apparmorOnHost is what Berth checks before refusing a Localhost
+// AppArmor profile.
+func apparmorOnHost() bool {
+	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && strings.HasPrefix(string(b), "Y")
+}
+
+func TestRequestsBerthCannotEnforceAreRefusedAndLeaveNothing(t *testing.T) {
+	dir := t.TempDir()
+	// A Localhost AppArmor profile is FailedPrecondition on a host
+	// without AppArmor (this one), Unimplemented on one with it.
+	apparmorCode := codes.FailedPrecondition
+	if apparmorOnHost() {
+		apparmorCode = codes.Unimplemented
+	}
+	if _, err := os.Stat("/sys/fs/selinux/enforce"); err == nil {
+		t.Skip("SELinux is enabled on this host: selinux_options would be refused")
+	}
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		for _, tc := range []struct {
+			name    string
+			edit    func(*runtimeapi.ContainerConfig)
+			code    codes.Code
+			mention string
+		}{
+			{"an idmapped mount (uid_mappings)", func(c *runtimeapi.ContainerConfig) {
+				c.Mounts = []*runtimeapi.Mount{{HostPath: dir, ContainerPath: "/data",
+					UidMappings: []*runtimeapi.IDMapping{{HostId: 100000, ContainerId: 0, Length: 65536}}}}
+			}, codes.InvalidArgument, "/data"},
+			{"an idmapped mount (gid_mappings)", func(c *runtimeapi.ContainerConfig) {
+				c.Mounts = []*runtimeapi.Mount{{HostPath: dir, ContainerPath: "/gdata",
+					GidMappings: []*runtimeapi.IDMapping{{HostId: 100000, ContainerId: 0, Length: 65536}}}}
+			}, codes.InvalidArgument, "/gdata"},
+			{"a Localhost AppArmor profile", func(c *runtimeapi.ContainerConfig) {
+				c.Linux.SecurityContext.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "berth-test-profile"}
+			}, apparmorCode, "berth-test-profile"},
+			{"a deprecated localhost/ AppArmor profile", func(c *runtimeapi.ContainerConfig) {
+				c.Linux.SecurityContext.ApparmorProfile = "localhost/berth-old-profile"
+			}, apparmorCode, "berth-old-profile"},
+		} {
+			cfg := e.config("refused", "true")
+			tc.edit(cfg)
+			_, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, Config: cfg, SandboxConfig: e.podCfg})
+			if status.Code(err) != tc.code || !strings.Contains(err.Error(), tc.mention) {
+				t.Errorf("%s: %v, want %v naming %s", tc.name, err, tc.code, tc.mention)
+			}
+		}
+		checkNoContainerLeft(t, e)
+
+		// A pod asking for a Localhost AppArmor profile is refused too.
+		pcfg := podConfig(e.d, "apparmor-"+handlerOf(t))
+		pcfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+		pcfg.Linux.SecurityContext.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "berth-pod-profile"}
+		if _, err := e.d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: pcfg, RuntimeHandler: handlerOf(t)}); status.Code(err) != apparmorCode || !strings.Contains(fmt.Sprint(err), "berth-pod-profile") {
+			t.Errorf("RunPodSandbox with a Localhost AppArmor profile: %v, want %v naming it", err, apparmorCode)
+		}
+
+		// What kubelet sends by default, and SELinux options on a host
+		// without SELinux (ignored as containerd and CRI-O ignore them),
+		// run.
+		cfg := e.config("allowed", "echo ran")
+		cfg.Linux.SecurityContext.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+		cfg.Linux.SecurityContext.ApparmorProfile = "runtime/default"
+		cfg.Linux.SecurityContext.SelinuxOptions = &runtimeapi.SELinuxOption{Type: "container_t", Level: "s0:c1,c2"}
+		if st, out := e.runToExit(t, cfg); st.ExitCode != 0 || out != "ran\n" {
+			t.Errorf("AppArmor RuntimeDefault with SELinux options: exit %d, %q", st.ExitCode, out)
+		}
+		cfg = e.config("unconfined", "echo ran")
+		cfg.Linux.SecurityContext.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}
+		if st, out := e.runToExit(t, cfg); st.ExitCode != 0 || out != "ran\n" {
+			t.Errorf("AppArmor Unconfined: exit %d, %q", st.ExitCode, out)
 		}
 	})
 }
