@@ -549,3 +549,24 @@ func TestRequestsBerthCannotEnforceAreRefusedAndLeaveNothing(t *testing.T) {
 		}
 	})
 }
+
+func TestStreamingExecRunsUnderTheContainersSeccompFilter(t *testing.T) {
+	reg := registry.Start(t)
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		pe := probeEnv(t, e, reg)
+		cfg := pe.config("stream-seccomp", "sleep 3600")
+		cfg.Linux.SecurityContext.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+		id := pe.mustRun(t, cfg)
+		// Without a terminal and with one (the Go exec path), over the
+		// Exec RPC's streaming server, as kubectl exec.
+		for _, tty := range []bool{false, true} {
+			out, errOut, code := pe.streamExec(t, "spdy", id, tty, nil, nil,
+				"/bin/sh", "-c", "grep ^Seccomp: /proc/self/status; "+images.ProbePath+" unshare_user keyctl mseal getpid")
+			if code != 0 || !strings.Contains(out, "Seccomp:\t2") {
+				t.Errorf("tty %v: exit %d, %q (stderr %q), want Seccomp: 2", tty, code, out, errOut)
+			}
+			checkProbe(t, fmt.Sprintf("streaming exec, tty %v", tty), probeResults(t, out),
+				map[string]int{"unshare_user": int(unix.EPERM), "keyctl": int(unix.EPERM), "mseal": int(unix.ENOSYS), "getpid": 0})
+		}
+	})
+}
