@@ -222,7 +222,7 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 		}
 	}()
 
-	cgCfg, err := cgroupConfig(id, s.Linux.CgroupsPath, r.systemd, s.Linux.Resources)
+	cgCfg, err := cgroupConfig(id, s.Linux.CgroupsPath, r.systemd, withMknodOfNodes(s.Linux.Resources, s.Linux.Devices))
 	if err != nil {
 		return 0, fmt.Errorf("container %s: %v: %w", id, err, errdefs.ErrInvalidArgument)
 	}

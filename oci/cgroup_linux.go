@@ -167,6 +167,34 @@ func (s cgroupState) procsFiles() []string {
 	return out
 }
 
+// withMknodOfNodes is r with "m" allowed for each of the spec's device
+// nodes, which the init makes (mknod) after joining the device cgroup: a
+// node configured "r" or "rw" would otherwise be refused to the runtime
+// itself. runc gets there by allowing mknod of every node ("c *:* m",
+// "b *:* m"); this allows it for the spec's own nodes only, whose use
+// stays limited to their rules' permissions. r itself is left as it is
+// (it is the spec's, which UpdateContainerResources writes back).
+func withMknodOfNodes(r *specs.LinuxResources, nodes []specs.LinuxDevice) *specs.LinuxResources {
+	if r == nil || len(r.Devices) == 0 || len(nodes) == 0 {
+		return r
+	}
+	out := *r
+	out.Devices = append([]specs.LinuxDeviceCgroup(nil), r.Devices...)
+	for _, d := range nodes {
+		typ := d.Type
+		switch typ {
+		case "u": // unbuffered: a character device to the cgroup
+			typ = "c"
+		case "c", "b":
+		default:
+			continue
+		}
+		major, minor := d.Major, d.Minor
+		out.Devices = append(out.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: "m"})
+	}
+	return &out
+}
+
 // CgroupResources converts the spec's resources to the cgroup library's,
 // as Create applies them and UpdateContainerResources changes them: limits
 // the host cannot take (swap without accounting, hugepages without hugetlb)

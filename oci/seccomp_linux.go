@@ -13,7 +13,8 @@ package oci
 // Semantics follow runc's libcontainer/seccomp for the same spec: the
 // default action and errno (EPERM when none is given), one rule per
 // syscall name (names this libseccomp does not know are skipped, as runc
-// does: a profile may name syscalls newer than the library), argument
+// does: a profile may name syscalls newer than the library; enosysStub
+// then answers them ENOSYS, as runc does), argument
 // conditions ANDed, except that several conditions on the same argument
 // become one rule each (ORed: libseccomp cannot AND two comparisons of one
 // argument), rules whose action is the default action skipped. SCMP_ACT_LOG
@@ -53,14 +54,20 @@ var seccompFlags = map[specs.LinuxSeccompFlag]uint{
 	specs.LinuxSeccompFlagSpecAllow: unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
 }
 
-var seccompArches = map[specs.Arch]string{
-	specs.ArchX86: "x86", specs.ArchX86_64: "amd64", specs.ArchX32: "x32",
-	specs.ArchARM: "arm", specs.ArchAARCH64: "arm64",
-	specs.ArchMIPS: "mips", specs.ArchMIPS64: "mips64", specs.ArchMIPS64N32: "mips64n32",
-	specs.ArchMIPSEL: "mipsel", specs.ArchMIPSEL64: "mipsel64", specs.ArchMIPSEL64N32: "mipsel64n32",
-	specs.ArchPPC: "ppc", specs.ArchPPC64: "ppc64", specs.ArchPPC64LE: "ppc64le",
-	specs.ArchS390: "s390", specs.ArchS390X: "s390x", specs.ArchPARISC: "parisc",
-	specs.ArchPARISC64: "parisc64", specs.ArchRISCV64: "riscv64", specs.ArchLOONGARCH64: "loong64",
+// seccompArches names each OCI architecture for libseccomp and gives the
+// AUDIT_ARCH value the kernel puts in seccomp_data.arch (x32 shares
+// x86_64's and sets bit 30 of the syscall number instead).
+var seccompArches = map[specs.Arch]struct {
+	name  string
+	audit uint32
+}{
+	specs.ArchX86: {"x86", unix.AUDIT_ARCH_I386}, specs.ArchX86_64: {"amd64", unix.AUDIT_ARCH_X86_64}, specs.ArchX32: {"x32", unix.AUDIT_ARCH_X86_64},
+	specs.ArchARM: {"arm", unix.AUDIT_ARCH_ARM}, specs.ArchAARCH64: {"arm64", unix.AUDIT_ARCH_AARCH64},
+	specs.ArchMIPS: {"mips", unix.AUDIT_ARCH_MIPS}, specs.ArchMIPS64: {"mips64", unix.AUDIT_ARCH_MIPS64}, specs.ArchMIPS64N32: {"mips64n32", unix.AUDIT_ARCH_MIPS64N32},
+	specs.ArchMIPSEL: {"mipsel", unix.AUDIT_ARCH_MIPSEL}, specs.ArchMIPSEL64: {"mipsel64", unix.AUDIT_ARCH_MIPSEL64}, specs.ArchMIPSEL64N32: {"mipsel64n32", unix.AUDIT_ARCH_MIPSEL64N32},
+	specs.ArchPPC: {"ppc", unix.AUDIT_ARCH_PPC}, specs.ArchPPC64: {"ppc64", unix.AUDIT_ARCH_PPC64}, specs.ArchPPC64LE: {"ppc64le", unix.AUDIT_ARCH_PPC64LE},
+	specs.ArchS390: {"s390", unix.AUDIT_ARCH_S390}, specs.ArchS390X: {"s390x", unix.AUDIT_ARCH_S390X}, specs.ArchPARISC: {"parisc", unix.AUDIT_ARCH_PARISC},
+	specs.ArchPARISC64: {"parisc64", unix.AUDIT_ARCH_PARISC64}, specs.ArchRISCV64: {"riscv64", unix.AUDIT_ARCH_RISCV64}, specs.ArchLOONGARCH64: {"loong64", unix.AUDIT_ARCH_LOONGARCH64},
 }
 
 var seccompOps = map[specs.LinuxSeccompOperator]libseccomp.ScmpCompareOp{
@@ -238,13 +245,9 @@ func compileSeccomp(s *specs.LinuxSeccomp) (*seccompProgram, error) {
 	// long allow-lists such as the default profile, same decisions.
 	_ = filter.SetOptimize(2)
 	for _, a := range s.Architectures {
-		name, ok := seccompArches[a]
-		if !ok {
-			return nil, fmt.Errorf("unknown seccomp architecture %q: %w", a, errdefs.ErrInvalidArgument)
-		}
-		arch, err := libseccomp.GetArchFromString(name)
+		arch, err := seccompArch(a)
 		if err != nil {
-			return nil, fmt.Errorf("seccomp architecture %s: %v: %w", a, err, errdefs.ErrInvalidArgument)
+			return nil, err
 		}
 		if err := filter.AddArch(arch); err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, fmt.Errorf("seccomp architecture %s: %w", a, err)
@@ -287,10 +290,28 @@ func compileSeccomp(s *specs.LinuxSeccomp) (*seccompProgram, error) {
 	if prog.Insns, err = exportBPF(filter); err != nil {
 		return nil, fmt.Errorf("export seccomp filter: %w", err)
 	}
+	stub, err := enosysStub(s)
+	if err != nil {
+		return nil, err
+	}
+	prog.Insns = append(stub, prog.Insns...)
 	if n := len(prog.Insns) / 8; n == 0 || n > 0xffff {
 		return nil, fmt.Errorf("seccomp filter of %d instructions: %w", n, errdefs.ErrInvalidArgument)
 	}
 	return prog, nil
+}
+
+// seccompArch is libseccomp's architecture for a.
+func seccompArch(a specs.Arch) (libseccomp.ScmpArch, error) {
+	sa, ok := seccompArches[a]
+	if !ok {
+		return 0, fmt.Errorf("unknown seccomp architecture %q: %w", a, errdefs.ErrInvalidArgument)
+	}
+	arch, err := libseccomp.GetArchFromString(sa.name)
+	if err != nil {
+		return 0, fmt.Errorf("seccomp architecture %s: %v: %w", a, err, errdefs.ErrInvalidArgument)
+	}
+	return arch, nil
 }
 
 // seccompConditions translates a rule's argument conditions; perArg says

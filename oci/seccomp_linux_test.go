@@ -1,7 +1,10 @@
 package oci
 
 import (
+	"encoding/binary"
 	"errors"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -85,5 +88,96 @@ func TestTheBundlesSeccompProgramServesOnlyItsOwnProfile(t *testing.T) {
 	other, err := bundleSeccomp(bundle, b)
 	if err != nil || string(other.Insns) == string(want.Insns) || other.Flags == 0 {
 		t.Errorf("another profile got the bundle's program (%v, %v); want its own, with its flags", other, err)
+	}
+}
+
+// runSeccomp runs prog, as the kernel would, on a syscall numbered nr
+// made by architecture arch, with the arguments args, and returns the
+// filter's verdict. golang.org/x/net/bpf's interpreter loads words
+// big-endian (network order) where seccomp loads them in the host's
+// order, so seccomp_data is written word by word in its order.
+func runSeccomp(t *testing.T, prog []byte, arch, nr uint32, args ...uint64) uint32 {
+	t.Helper()
+	raw := make([]bpf.RawInstruction, len(prog)/8)
+	for i := range raw {
+		in := prog[8*i:]
+		raw[i] = bpf.RawInstruction{Op: binary.NativeEndian.Uint16(in), Jt: in[2], Jf: in[3], K: binary.NativeEndian.Uint32(in[4:])}
+	}
+	insns, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatal("the program does not disassemble")
+	}
+	vm, err := bpf.NewVM(insns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 64)
+	binary.BigEndian.PutUint32(data[0:], nr)
+	binary.BigEndian.PutUint32(data[4:], arch)
+	for i, a := range args {
+		binary.BigEndian.PutUint32(data[16+8*i:], uint32(a))
+		binary.BigEndian.PutUint32(data[20+8*i:], uint32(a>>32))
+	}
+	v, err := vm.Run(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint32(v)
+}
+
+func TestSyscallsNewerThanTheProfileGetENOSYSAsUnderRunc(t *testing.T) {
+	def, err := seccomp.GetDefaultProfile(DefaultSpec("enosys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errno := uint(13)
+	allowAll := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: def.Architectures,
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActErrno, ErrnoRet: &errno}}}
+	amd64Only := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Architectures: []specs.Arch{specs.ArchX86_64},
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "write", "futex_requeue"}, Action: specs.ActAllow}}}
+	const (
+		x86_64 = unix.AUDIT_ARCH_X86_64
+		i386   = unix.AUDIT_ARCH_I386
+		x32    = x32SyscallBit
+		allow  = unix.SECCOMP_RET_ALLOW
+		eperm  = unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
+		enosys = retErrnoENOSYS
+	)
+	// The default profile's highest syscalls that Debian 12's libseccomp
+	// knows are futex_requeue (456 on x86_64 and i386) and, for x32,
+	// pwritev2 (547 with bit 30); a newer libseccomp only moves the line.
+	for _, tc := range []struct {
+		name     string
+		s        *specs.LinuxSeccomp
+		arch, nr uint32
+		args     []uint64
+		want     uint32
+	}{
+		{"a syscall above the default profile's highest is ENOSYS (x86_64 mseal)", def, x86_64, 462, nil, enosys},
+		{"an unknown number far above is ENOSYS", def, x86_64, 9999, nil, enosys},
+		{"the profile's own allow rules are untouched (x86_64 fchmodat2)", def, x86_64, 452, nil, allow},
+		{"the profile's highest syscall is its rule's (futex_requeue)", def, x86_64, 456, nil, allow},
+		{"a syscall the profile leaves out keeps EPERM (x86_64 keyctl)", def, x86_64, 250, nil, eperm},
+		{"argument conditions are untouched (personality(0) allowed)", def, x86_64, 135, []uint64{0}, allow},
+		{"argument conditions are untouched (personality(1) EPERM)", def, x86_64, 135, []uint64{1}, eperm},
+		{"i386 above its highest is ENOSYS (mseal)", def, i386, 462, nil, enosys},
+		{"i386 keyctl keeps EPERM", def, i386, 288, nil, eperm},
+		{"i386 write is allowed", def, i386, 4, nil, allow},
+		{"x32 is compared with x32's highest: mseal is below it, EPERM", def, x86_64, x32 | 462, nil, eperm},
+		{"x32 above its highest is ENOSYS", def, x86_64, x32 | 600, nil, enosys},
+		{"x32 write is allowed", def, x86_64, x32 | 1, nil, allow},
+		{"an architecture outside the profile is not stubbed", def, unix.AUDIT_ARCH_AARCH64, 462, nil, unix.SECCOMP_RET_KILL_THREAD},
+		{"an allow-by-default profile gets no stub", allowAll, x86_64, 462, nil, allow},
+		{"an allow-by-default profile keeps its rules", allowAll, x86_64, 83, nil, unix.SECCOMP_RET_ERRNO | 13},
+		{"an x86_64-only profile leaves x32 calls to the filter", amd64Only, x86_64, x32 | 600, nil, unix.SECCOMP_RET_KILL_THREAD},
+		{"an x86_64-only profile stubs x86_64", amd64Only, x86_64, 457, nil, enosys},
+	} {
+		prog, err := compileSeccomp(tc.s)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := runSeccomp(t, prog.Insns, tc.arch, tc.nr, tc.args...); got != tc.want {
+			t.Errorf("%s: %#x, want %#x", tc.name, got, tc.want)
+		}
 	}
 }

@@ -250,6 +250,9 @@ func checkPodConfig(cfg *runtimeapi.PodSandboxConfig) error {
 			return fmt.Errorf("pod %s namespace mode %s: it is POD or NODE: %w", what, mode, errdefs.ErrInvalidArgument)
 		}
 	}
+	if err := checkLSM(cfg.GetLinux().GetSecurityContext().GetApparmor(), "", cfg.GetLinux().GetSecurityContext().GetSelinuxOptions()); err != nil {
+		return err
+	}
 	return checkUserns(nsOpts.GetUsernsOptions())
 }
 

@@ -119,6 +119,9 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 	if err := setSeccomp(s, sc); err != nil {
 		return nil, err
 	}
+	if err := checkLSM(sc.GetApparmor(), sc.GetApparmorProfile(), sc.GetSelinuxOptions()); err != nil {
+		return nil, err
+	}
 	if err := setResources(s, cfg.GetLinux().GetResources(), in); err != nil {
 		return nil, err
 	}

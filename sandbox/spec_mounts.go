@@ -51,6 +51,12 @@ func setMounts(s *specs.Spec, in specInput) error {
 		if !path.IsAbs(m.GetContainerPath()) {
 			return fmt.Errorf("mount %q: container path must be absolute: %w", m.GetContainerPath(), errdefs.ErrInvalidArgument)
 		}
+		if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
+			// Idmapped mounts map IDs into a pod's user namespace, which
+			// Berth does not create yet: a plain bind would pretend.
+			return fmt.Errorf("mount %s: uid_mappings/gid_mappings (an idmapped mount) need a pod user namespace, which Berth does not support yet: %w",
+				dst, errdefs.ErrInvalidArgument)
+		}
 		if m.GetImage().GetImage() != "" {
 			return fmt.Errorf("mount %s: image volumes: %w", dst, errdefs.ErrNotImplemented)
 		}

@@ -16,7 +16,8 @@ var probeSource []byte
 // ProbePath is the probe program in the Probe image: `probe NAME...`
 // makes each named system call directly (unshare_user, unshare_user_i386,
 // unshare_user_x32, mount, keyctl, add_key, kexec_load, ptrace, mkdir,
-// getpid) in a child of its own and prints "NAME ERRNO" (0: success), so
+// mseal, listmount, listmount_i386, listmount_x32, fchmodat2, getpid) in
+// a child of its own and prints "NAME ERRNO" (0: success), so
 // tests see what a seccomp filter or the capabilities let through, which
 // busybox applets cannot all show.
 const ProbePath = "/bin/probe"

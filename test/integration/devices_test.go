@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,6 +40,41 @@ ls -l /dev/mydev | cut -c1`
 		}
 		if strings.Contains(out, "missing-") {
 			t.Errorf("a standard device node is missing: %q", out)
+		}
+	})
+}
+
+func TestReadOnlyDevicesCannotBeWrittenAndFuseIsNotGiven(t *testing.T) {
+	// A device no standard rule allows (the standard set is null, zero,
+	// full, tty, random, urandom and the ptys), so only the configured
+	// permissions decide.
+	const host = "/dev/loop-control"
+	if fi, err := os.Stat(host); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Skipf("%s: no such character device on this host", host)
+	}
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		// Opening for reading may fail for the driver's own reasons, never
+		// with EPERM, which is the device cgroup's answer. The rules go by
+		// major:minor, so the read-write control is another container.
+		open := `( exec 3</dev/my-dev ) 2>&1 | grep -q 'Operation not permitted' || echo readable
+( exec 3>/dev/my-dev ) 2>&1 | grep -q 'Operation not permitted' && echo write-refused || echo writable
+`
+		fuse := `[ -e /dev/fuse ] && echo fuse-given
+if mknod /tmp/fuse c 10 229 2>/dev/null; then ( exec 3<>/tmp/fuse ) 2>&1 | grep -q 'Operation not permitted' && echo fuse-refused; else echo fuse-refused; fi
+`
+		for _, tc := range []struct {
+			perms, want string
+		}{
+			{"r", "readable\nwrite-refused\nfuse-refused\n"},
+			{"rw", "readable\nwritable\nfuse-refused\n"},
+		} {
+			cfg := e.config("dev-"+tc.perms, open+fuse)
+			cfg.Devices = []*runtimeapi.Device{{HostPath: host, ContainerPath: "/dev/my-dev", Permissions: tc.perms}}
+			// runc allows mknod of any node (see the test above), not its
+			// use: fuse is refused at mknod or at open.
+			if st, out := e.runToExit(t, cfg); st.ExitCode != 0 || out != tc.want {
+				t.Errorf("device %q: exit %d, output %q, want %q", tc.perms, st.ExitCode, out, tc.want)
+			}
 		}
 	})
 }

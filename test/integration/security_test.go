@@ -236,15 +236,23 @@ func checkProbe(t *testing.T, what string, got, want map[string]int) {
 	}
 }
 
-var probeCalls = []string{"unshare_user", "unshare_user_i386", "unshare_user_x32", "mount", "keyctl", "add_key", "kexec_load", "ptrace", "mkdir", "getpid"}
+var probeCalls = []string{"unshare_user", "unshare_user_i386", "unshare_user_x32", "mount", "keyctl", "add_key", "kexec_load", "ptrace", "mkdir",
+	"mseal", "listmount", "listmount_i386", "listmount_x32", "fchmodat2", "getpid"}
 
 // The default profile's answers on this kernel: EPERM for what it leaves
 // out (the compat ABIs included), and ptrace allowed, as moby's and
-// containerd's profile allows it on kernels from 4.8.
+// containerd's profile allows it on kernels from 4.8. Syscalls numbered
+// above the highest the profile names and libseccomp knows (futex_requeue,
+// 456, with Debian 12's) are ENOSYS, as runc's stub makes them: mseal and
+// listmount, on x86_64 and i386; x32 numbers are compared with x32's
+// highest (547), so x32 listmount keeps EPERM. fchmodat2 is the profile's
+// own (allowed: EBADF from the kernel for fd -1).
 var runtimeDefaultWant = map[string]int{
 	"unshare_user": int(unix.EPERM), "unshare_user_i386": int(unix.EPERM), "unshare_user_x32": int(unix.EPERM),
 	"mount": int(unix.EPERM), "keyctl": int(unix.EPERM), "add_key": int(unix.EPERM), "kexec_load": int(unix.EPERM),
 	"ptrace": 0, "mkdir": 0, "getpid": 0,
+	"mseal": int(unix.ENOSYS), "listmount": int(unix.ENOSYS), "listmount_i386": int(unix.ENOSYS), "listmount_x32": int(unix.EPERM),
+	"fchmodat2": int(unix.EBADF),
 }
 
 func TestSeccompProfilesAreEnforcedInContainersAndExecs(t *testing.T) {
@@ -277,9 +285,10 @@ func TestSeccompProfilesAreEnforcedInContainersAndExecs(t *testing.T) {
 			// Unconfined gets as far as the capabilities let it (kexec_load is
 			// EPERM without CAP_SYS_BOOT or ENOSYS on a kernel without kexec).
 			{"Unconfined", &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined},
-				map[string]int{"unshare_user": 0, "keyctl": 0, "add_key": 0, "mount": int(unix.EPERM), "mkdir": 0}},
+				map[string]int{"unshare_user": 0, "keyctl": 0, "add_key": 0, "mount": int(unix.EPERM), "mkdir": 0, "mseal": int(unix.EINVAL), "fchmodat2": int(unix.EBADF)}},
+			// Allow by default: no ENOSYS stub, the kernel answers mseal.
 			{"Localhost", &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: localhost},
-				map[string]int{"mkdir": int(unix.EACCES), "unshare_user": int(unix.EOPNOTSUPP), "getpid": 0, "keyctl": 0}},
+				map[string]int{"mkdir": int(unix.EACCES), "unshare_user": int(unix.EOPNOTSUPP), "getpid": 0, "keyctl": 0, "mseal": int(unix.EINVAL)}},
 		} {
 			cfg := pe.config(strings.ToLower(tc.name), script)
 			cfg.Linux.SecurityContext.Seccomp = tc.sp
@@ -322,6 +331,22 @@ func TestSeccompProfilesAreEnforcedInContainersAndExecs(t *testing.T) {
 			checkProbe(t, "exec after a restart", probeResults(t, out), map[string]int{"unshare_user": int(unix.EPERM), "keyctl": int(unix.EPERM)})
 		}
 	})
+}
+
+// checkNoContainerLeft fails t when e's daemon lists a container or
+// keeps a container's state directory: what refused creates must leave.
+func checkNoContainerLeft(t *testing.T, e *ctrEnv) {
+	t.Helper()
+	resp, err := e.d.Runtime.ListContainers(ctxFor(t), &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Containers) != 0 {
+		t.Errorf("%d containers listed after refused creates, want none", len(resp.Containers))
+	}
+	if entries, _ := os.ReadDir(filepath.Join(e.d.State, "containers")); len(entries) != 0 {
+		t.Errorf("state dirs of refused creates are left: %d", len(entries))
+	}
 }
 
 func TestBadSeccompProfilesAreInvalidArgumentAndLeaveNothing(t *testing.T) {
@@ -370,16 +395,7 @@ func TestBadSeccompProfilesAreInvalidArgumentAndLeaveNothing(t *testing.T) {
 				t.Errorf("%s: %v, want InvalidArgument naming %s", tc.name, err, tc.mention)
 			}
 		}
-		resp, err := e.d.Runtime.ListContainers(ctxFor(t), &runtimeapi.ListContainersRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(resp.Containers) != 0 {
-			t.Errorf("%d containers listed after refused creates, want none", len(resp.Containers))
-		}
-		if entries, _ := os.ReadDir(filepath.Join(e.d.State, "containers")); len(entries) != 0 {
-			t.Errorf("state dirs of refused creates are left: %d", len(entries))
-		}
+		checkNoContainerLeft(t, e)
 	})
 }
 
@@ -455,6 +471,102 @@ echo dev=$([ -c ` + hostDev + ` ] && echo yes || echo no)`
 		_, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, Config: cfg, SandboxConfig: e.podCfg})
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("a privileged container in an unprivileged pod: %v, want InvalidArgument", err)
+		}
+	})
+}
+
+// apparmorOnHost is what Berth checks before refusing a Localhost
+// AppArmor profile.
+func apparmorOnHost() bool {
+	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && strings.HasPrefix(string(b), "Y")
+}
+
+func TestRequestsBerthCannotEnforceAreRefusedAndLeaveNothing(t *testing.T) {
+	dir := t.TempDir()
+	// A Localhost AppArmor profile is FailedPrecondition on a host
+	// without AppArmor (this one), Unimplemented on one with it.
+	apparmorCode := codes.FailedPrecondition
+	if apparmorOnHost() {
+		apparmorCode = codes.Unimplemented
+	}
+	if _, err := os.Stat("/sys/fs/selinux/enforce"); err == nil {
+		t.Skip("SELinux is enabled on this host: selinux_options would be refused")
+	}
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		for _, tc := range []struct {
+			name    string
+			edit    func(*runtimeapi.ContainerConfig)
+			code    codes.Code
+			mention string
+		}{
+			{"an idmapped mount (uid_mappings)", func(c *runtimeapi.ContainerConfig) {
+				c.Mounts = []*runtimeapi.Mount{{HostPath: dir, ContainerPath: "/data",
+					UidMappings: []*runtimeapi.IDMapping{{HostId: 100000, ContainerId: 0, Length: 65536}}}}
+			}, codes.InvalidArgument, "/data"},
+			{"an idmapped mount (gid_mappings)", func(c *runtimeapi.ContainerConfig) {
+				c.Mounts = []*runtimeapi.Mount{{HostPath: dir, ContainerPath: "/gdata",
+					GidMappings: []*runtimeapi.IDMapping{{HostId: 100000, ContainerId: 0, Length: 65536}}}}
+			}, codes.InvalidArgument, "/gdata"},
+			{"a Localhost AppArmor profile", func(c *runtimeapi.ContainerConfig) {
+				c.Linux.SecurityContext.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "berth-test-profile"}
+			}, apparmorCode, "berth-test-profile"},
+			{"a deprecated localhost/ AppArmor profile", func(c *runtimeapi.ContainerConfig) {
+				c.Linux.SecurityContext.ApparmorProfile = "localhost/berth-old-profile"
+			}, apparmorCode, "berth-old-profile"},
+		} {
+			cfg := e.config("refused", "true")
+			tc.edit(cfg)
+			_, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, Config: cfg, SandboxConfig: e.podCfg})
+			if status.Code(err) != tc.code || !strings.Contains(err.Error(), tc.mention) {
+				t.Errorf("%s: %v, want %v naming %s", tc.name, err, tc.code, tc.mention)
+			}
+		}
+		checkNoContainerLeft(t, e)
+
+		// A pod asking for a Localhost AppArmor profile is refused too.
+		pcfg := podConfig(e.d, "apparmor-"+handlerOf(t))
+		pcfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+		pcfg.Linux.SecurityContext.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "berth-pod-profile"}
+		if _, err := e.d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: pcfg, RuntimeHandler: handlerOf(t)}); status.Code(err) != apparmorCode || !strings.Contains(fmt.Sprint(err), "berth-pod-profile") {
+			t.Errorf("RunPodSandbox with a Localhost AppArmor profile: %v, want %v naming it", err, apparmorCode)
+		}
+
+		// What kubelet sends by default, and SELinux options on a host
+		// without SELinux (ignored as containerd and CRI-O ignore them),
+		// run.
+		cfg := e.config("allowed", "echo ran")
+		cfg.Linux.SecurityContext.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+		cfg.Linux.SecurityContext.ApparmorProfile = "runtime/default"
+		cfg.Linux.SecurityContext.SelinuxOptions = &runtimeapi.SELinuxOption{Type: "container_t", Level: "s0:c1,c2"}
+		if st, out := e.runToExit(t, cfg); st.ExitCode != 0 || out != "ran\n" {
+			t.Errorf("AppArmor RuntimeDefault with SELinux options: exit %d, %q", st.ExitCode, out)
+		}
+		cfg = e.config("unconfined", "echo ran")
+		cfg.Linux.SecurityContext.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}
+		if st, out := e.runToExit(t, cfg); st.ExitCode != 0 || out != "ran\n" {
+			t.Errorf("AppArmor Unconfined: exit %d, %q", st.ExitCode, out)
+		}
+	})
+}
+
+func TestStreamingExecRunsUnderTheContainersSeccompFilter(t *testing.T) {
+	reg := registry.Start(t)
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		pe := probeEnv(t, e, reg)
+		cfg := pe.config("stream-seccomp", "sleep 3600")
+		cfg.Linux.SecurityContext.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+		id := pe.mustRun(t, cfg)
+		// Without a terminal and with one (the Go exec path), over the
+		// Exec RPC's streaming server, as kubectl exec.
+		for _, tty := range []bool{false, true} {
+			out, errOut, code := pe.streamExec(t, "spdy", id, tty, nil, nil,
+				"/bin/sh", "-c", "grep ^Seccomp: /proc/self/status; "+images.ProbePath+" unshare_user keyctl mseal getpid")
+			if code != 0 || !strings.Contains(out, "Seccomp:\t2") {
+				t.Errorf("tty %v: exit %d, %q (stderr %q), want Seccomp: 2", tty, code, out, errOut)
+			}
+			checkProbe(t, fmt.Sprintf("streaming exec, tty %v", tty), probeResults(t, out),
+				map[string]int{"unshare_user": int(unix.EPERM), "keyctl": int(unix.EPERM), "mseal": int(unix.ENOSYS), "getpid": 0})
 		}
 	})
 }
