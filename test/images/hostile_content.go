@@ -11,8 +11,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// Images that are hostile by their size, not their paths: each is busybox
-// plus one gzip layer.
+// Images that are hostile by their size or by what a container may do with
+// them rather than by where they unpack: each is busybox plus one gzip
+// layer.
 
 // BombFile is the one file of a GzipBomb's top layer.
 const BombFile = "/bomb"
@@ -108,4 +109,17 @@ func onBusybox(top *blobLayer, comment string) (v1.Image, error) {
 		return nil, err
 	}
 	return assemble(OCI, baseConfig(), []*blobLayer{base, top}, []string{"busybox", comment})
+}
+
+// EscapingSymlinks is busybox plus a layer of two symlinks a container's
+// mount destination may name: /hostroot -> "/" and /up ->
+// "../../../../../../../..". Followed from the host they lead to the
+// host's root; resolved in the container's root they are its root.
+func EscapingSymlinks() v1.Image {
+	return memo("escaping-symlinks", func() (v1.Image, error) {
+		b := tarBuilder{ordered: true}
+		b.symlink("hostroot", "/")
+		b.symlink("up", "../../../../../../../..")
+		return tarOnBusybox(&b, gzip.DefaultCompression, "escaping symlinks")
+	})
 }
