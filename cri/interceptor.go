@@ -2,10 +2,13 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
+	"syscall"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -40,11 +43,7 @@ func unaryInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
 					zap.String("panic", fmt.Sprint(p)), zap.ByteString("stack", debug.Stack()))
 				resp, err = nil, status.Errorf(codes.Internal, "%s: internal error: %v", info.FullMethod, p)
 			}
-			if err != nil {
-				if _, ok := status.FromError(err); !ok {
-					err = errgrpc.ToGRPC(err)
-				}
-			}
+			err = grpcError(err)
 			code := status.Code(err)
 			observeRPC(info.FullMethod, code, time.Since(start))
 			fields := append(objectFields(req),
@@ -77,11 +76,7 @@ func streamInterceptor(log *zap.Logger) grpc.StreamServerInterceptor {
 					zap.String("panic", fmt.Sprint(p)), zap.ByteString("stack", debug.Stack()))
 				err = status.Errorf(codes.Internal, "%s: internal error: %v", info.FullMethod, p)
 			}
-			if err != nil {
-				if _, ok := status.FromError(err); !ok {
-					err = errgrpc.ToGRPC(err)
-				}
-			}
+			err = grpcError(err)
 			code := status.Code(err)
 			observeRPC(info.FullMethod, code, time.Since(start))
 			fields := []zap.Field{zap.String("method", info.FullMethod), zap.Duration("duration", time.Since(start)),
@@ -95,6 +90,21 @@ func streamInterceptor(log *zap.Logger) grpc.StreamServerInterceptor {
 		}()
 		return handler(srv, ss)
 	}
+}
+
+// grpcError turns a handler's error into a gRPC status: the errdefs class
+// it wraps decides the code. An error of no class that a full disk caused
+// (ENOSPC, EDQUOT: a record, a file of a pod) is ResourceExhausted, which
+// kubelet retries, rather than Unknown.
+func grpcError(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err // nil, or already a status
+	}
+	s := errgrpc.ToGRPC(err)
+	if status.Code(s) == codes.Unknown && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+		return errgrpc.ToGRPC(fmt.Errorf("%w: %w", err, errdefs.ErrResourceExhausted))
+	}
+	return s
 }
 
 // expected codes are answers, not faults: kubelet asks about objects that

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,7 +24,16 @@ var ErrCorruptDatabase = errors.New("corrupt database")
 
 // OpenBolt opens (creating) the database at path, checking every page of
 // an existing one. A second berthd on the same file fails after timeout.
+//
+// A new database is made whole beside path and then linked into place
+// (createBolt), so a first start that fails half-way (a full disk, a kill)
+// leaves no file at path and the next start creates it again. A file at
+// path is therefore always one bbolt wrote completely; an empty or short
+// one is damage, refused like any other.
 func OpenBolt(path string, timeout time.Duration) (_ *bolt.DB, retErr error) {
+	if err := createBolt(path, timeout); err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
 	if st, err := os.Stat(path); err == nil && st.Size() == 0 {
 		// bbolt would initialise it as new: an empty database.
 		return nil, corruptDB(path, errors.New("the file is empty"))
@@ -47,6 +57,40 @@ func OpenBolt(path string, timeout time.Duration) (_ *bolt.DB, retErr error) {
 		return nil, corruptDB(path, err)
 	}
 	return db, nil
+}
+
+// createBolt makes an empty database at path unless a file is there: bbolt
+// initialises it under a temporary name, it is synced, and a hard link
+// puts it at path (failing if another berthd got there first, whose file
+// is kept). The temporary files of earlier attempts are removed.
+func createBolt(path string, timeout time.Duration) error {
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		return nil // there, or a stat error OpenBolt reports
+	}
+	stale, _ := filepath.Glob(path + ".new-*")
+	for _, f := range stale {
+		os.Remove(f)
+	}
+	tmp := fmt.Sprintf("%s.new-%d", path, os.Getpid())
+	defer os.Remove(tmp)
+	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	if err := db.Close(); err != nil {
+		return err
+	}
+	// bbolt syncs the pages it initialises; the link needs its directory
+	// synced to last.
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
 }
 
 // openBoltRecovering is bolt.Open with its panics on a damaged file (a

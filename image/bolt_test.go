@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 const boltWriterEnv = "BERTH_TEST_BOLT_WRITER"
@@ -175,5 +177,45 @@ func TestOpenBoltRefusesACorruptDatabase(t *testing.T) {
 				t.Fatalf("OpenBolt: %v, want ErrCorruptDatabase", err)
 			}
 		})
+	}
+}
+
+// TestAFirstCreationThatFailsLeavesNoDatabaseToRefuse fails the creation
+// of a new database on a full disk and after a kill: neither may leave a
+// file that the next start refuses as corrupt, and once there is room the
+// database is created and works.
+func TestAFirstCreationThatFailsLeavesNoDatabaseToRefuse(t *testing.T) {
+	dir := mountTmpfs(t, 256<<10)
+	path := filepath.Join(dir, "meta.db")
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, freeBytes(t, dir)-8<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenBolt(path, time.Second)
+	if err == nil {
+		db.Close()
+		t.Fatal("OpenBolt created a database in 8 KiB")
+	}
+	if errors.Is(err, ErrCorruptDatabase) || !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("OpenBolt on a full disk: %v, want ENOSPC", err)
+	}
+	if names := readdirNames(t, dir); !slices.Equal(names, []string{"filler"}) {
+		t.Fatalf("a failed creation left %v", names)
+	}
+	os.Remove(filler)
+	// What a kill in the middle of a creation leaves.
+	if err := os.WriteFile(path+".new-1", make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err = OpenBolt(path, time.Second)
+	if err != nil {
+		t.Fatalf("OpenBolt once there is room: %v", err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if names := readdirNames(t, dir); !slices.Equal(names, []string{"meta.db"}) {
+		t.Fatalf("the store holds %v, want meta.db only", names)
 	}
 }

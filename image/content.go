@@ -43,6 +43,9 @@ func (s *Store) writeBlob(d digest.Digest, data []byte) error {
 		return err
 	}
 	defer ing.abort()
+	if err := s.space.check(int64(len(data))); err != nil {
+		return fmt.Errorf("write blob %s: %w", d, err)
+	}
 	if _, err := ing.f.Write(data); err != nil {
 		return fmt.Errorf("write blob %s: %w", d, err)
 	}

@@ -17,6 +17,9 @@ import (
 // consume fails on bytes that do match (a hostile layer), the error is
 // marked errContent and no other endpoint is asked.
 func (p *pull) fetchBlob(ctx context.Context, desc ocispec.Descriptor, consume func(io.Reader) error) error {
+	if err := p.s.space.check(desc.Size); err != nil {
+		return fmt.Errorf("download of %d bytes: %w", desc.Size, err)
+	}
 	prog := p.track(desc)
 	defer prog.finish()
 	return p.eachEndpoint(ctx, "fetch", func(ep *endpoint) bool { return ep.pull }, func(c *client) error {
@@ -35,14 +38,18 @@ func (p *pull) fetchBlob(ctx context.Context, desc ocispec.Descriptor, consume f
 			return err
 		}
 		defer ing.abort()
-		br := &blobReader{r: io.LimitReader(body, desc.Size+1), h: sha256.New(), w: ing.f, progress: &prog.done}
+		br := &blobReader{r: io.LimitReader(body, desc.Size+1), h: sha256.New(),
+			w: guardedWriter{p.s.space, ing.f}, progress: &prog.done}
 		cerr := consume(br)
+		if storeFull(cerr) {
+			return noSpace(cerr) // downloading the rest would not fit either
+		}
 		br.drain(ctx)
 		switch {
 		case br.readErr != nil:
 			return fmt.Errorf("download after %d of %d bytes: %w", br.n, desc.Size, br.readErr)
 		case br.writeErr != nil:
-			return br.writeErr
+			return noSpace(br.writeErr)
 		}
 		if err := br.verify(desc.Digest, desc.Size); err != nil {
 			return err

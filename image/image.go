@@ -69,6 +69,12 @@ type Config struct {
 	ProgressIntervalSeconds int `toml:"progress_interval_seconds" comment:"seconds between the info-level progress lines of a running pull"`
 	// PinnedImages are never garbage-collected by kubelet (ImageStatus reports them pinned).
 	PinnedImages []string `toml:"pinned_images,omitempty" comment:"images reported as pinned, which kubelet never garbage-collects (for example the pause image)"`
+	// MinFreeBytes and MinFreePercent make the free-space reserve of the
+	// store's filesystem: the larger of the two. A pull stops when
+	// writing on would leave less free.
+	MinFreeBytes int64 `toml:"min_free_bytes" comment:"free-space reserve: a pull fails with ResourceExhausted (its partial layer and download removed) when writing on would leave fewer bytes free on the filesystem of <root>/image; 0 leaves only the filesystem's own limit"`
+	// MinFreePercent is the reserve as a percentage of the filesystem's size.
+	MinFreePercent int `toml:"min_free_percent" comment:"the same reserve as a percentage of that filesystem's size; the larger of the two applies"`
 }
 
 // DefaultConfig is the configuration of a berthd started with no file.
@@ -78,6 +84,7 @@ func DefaultConfig() Config {
 		MaxConcurrentDownloads:  3,
 		StallTimeoutSeconds:     60,
 		ProgressIntervalSeconds: 10,
+		MinFreeBytes:            1 << 30,
 	}
 }
 
@@ -133,6 +140,8 @@ type Store struct {
 	slots  map[string]chan struct{}
 	leases map[string]int // chain ids and blob digests in use by pulls
 	usage  *usageCache
+
+	space *spaceGuard // the free-space reserve of what pulls write
 }
 
 // Open opens (or creates) the store at opts.Root and cleans up what an
@@ -178,6 +187,7 @@ func Open(ctx context.Context, opts Options) (_ *Store, retErr error) {
 		pinned: map[string]bool{},
 		slots:  map[string]chan struct{}{},
 		leases: map[string]int{},
+		space:  newSpaceGuard(opts.Root, uint64(max(cfg.MinFreeBytes, 0)), uint64(max(cfg.MinFreePercent, 0))),
 	}
 	for _, p := range cfg.PinnedImages {
 		r, err := ParseReference(p)

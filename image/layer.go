@@ -100,7 +100,7 @@ func (p *pull) ensureLayer(ctx context.Context, desc ocispec.Descriptor, ref lay
 			}
 			failpoint.Hit(failpoint.PullLayerIngest)
 			var err error
-			diffID, size, err = unpackCompressed(ctx, r, s.layerFS(id))
+			diffID, size, err = unpackCompressed(ctx, r, s.layerFS(id), s.space)
 			return err
 		}
 		start := time.Now()
@@ -131,7 +131,9 @@ func (p *pull) ensureLayer(ctx context.Context, desc ocispec.Descriptor, ref lay
 			err = unpack(f)
 			f.Close()
 			if err != nil {
-				s.dropBadBlob(ctx, desc.Digest)
+				if !storeFull(err) {
+					s.dropBadBlob(ctx, desc.Digest)
+				}
 				return fmt.Errorf("unpack stored blob: %w", err)
 			}
 		}
@@ -196,7 +198,7 @@ func (s *Store) newLayerID() (string, error) {
 
 // unpackCompressed recognises the compression by its magic bytes (some
 // registries label layers wrongly) and unpacks the tar stream.
-func unpackCompressed(ctx context.Context, r io.Reader, dir string) (string, int64, error) {
+func unpackCompressed(ctx context.Context, r io.Reader, dir string, space *spaceGuard) (string, int64, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(4)
 	var tr io.Reader = br
@@ -216,7 +218,7 @@ func unpackCompressed(ctx context.Context, r io.Reader, dir string) (string, int
 		defer zr.Close()
 		tr = zr
 	}
-	d, size, err := unpackLayer(ctx, tr, dir)
+	d, size, err := unpackLayer(ctx, tr, dir, space)
 	if err != nil {
 		return "", 0, err
 	}

@@ -24,7 +24,7 @@ func mustUnpack(t *testing.T, root, name string, entries ...tarEntry) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := unpackLayer(context.Background(), bytes.NewReader(layerTar(t, entries...)), dir); err != nil {
+	if _, _, err := unpackLayer(context.Background(), bytes.NewReader(layerTar(t, entries...)), dir, nil); err != nil {
 		t.Fatalf("unpack %s: %v", name, err)
 	}
 	return dir

@@ -41,6 +41,7 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *Auth) (string, error
 	p := &pull{s: s, ref: r, auth: auth, log: log, eps: eps, clients: map[*endpoint]*clientResult{}}
 	defer p.close()
 	id, err := p.run(ctx)
+	err = noSpace(err)
 	observePull(p.downloaded(), time.Since(start), err)
 	if err != nil {
 		return "", fmt.Errorf("pull %s: %w", r, err)
@@ -112,7 +113,7 @@ func (p *pull) eachEndpoint(ctx context.Context, what string, capable func(*endp
 			}
 			err = fmt.Errorf("from %s: %w", ep, err)
 		}
-		if ctx.Err() != nil || errors.Is(err, errContent) {
+		if ctx.Err() != nil || errors.Is(err, errContent) || storeFull(err) {
 			return err
 		}
 		if p.s.log.Core().Enabled(zap.DebugLevel) {

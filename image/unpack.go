@@ -2,7 +2,7 @@ package image
 
 // Layer unpacking.
 //
-//	func unpackLayer(ctx context.Context, r io.Reader, dir string) (diffID digest.Digest, size int64, err error)
+//	func unpackLayer(ctx context.Context, r io.Reader, dir string, space *spaceGuard) (diffID digest.Digest, size int64, err error)
 //
 // unpackLayer reads one layer as an UNCOMPRESSED tar stream (the caller
 // decompresses gzip/zstd while it downloads), hashes every byte it reads
@@ -48,6 +48,11 @@ package image
 // whole layer durable once with syncDir (syncfs(2)) before recording it.
 //
 // ctx is checked between entries and between buffers of a large file.
+//
+// Space: every entry and every buffer of file contents is taken from space
+// (see space_linux.go) before it is written, so a layer that would fill the
+// filesystem below the free-space reserve stops part-way with an error
+// wrapping errdefs.ErrResourceExhausted; a nil space checks nothing.
 
 import (
 	"archive/tar"
@@ -77,7 +82,7 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &
 // layer's diff ID and uncompressed size. See the file comment for what it
 // writes and what it refuses. On error dir holds a partial layer that the
 // caller removes.
-func unpackLayer(ctx context.Context, r io.Reader, dir string) (diffID digest.Digest, size int64, err error) {
+func unpackLayer(ctx context.Context, r io.Reader, dir string, space *spaceGuard) (diffID digest.Digest, size int64, err error) {
 	digester := digest.SHA256.Digester()
 	counted := &countingWriter{w: digester.Hash()}
 	br := bufio.NewReaderSize(io.TeeReader(r, counted), 128<<10)
@@ -87,6 +92,7 @@ func unpackLayer(ctx context.Context, r io.Reader, dir string) (diffID digest.Di
 		return "", 0, err
 	}
 	defer u.close()
+	u.space = space
 
 	bufp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bufp)

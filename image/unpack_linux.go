@@ -23,6 +23,7 @@ type unpacker struct {
 	root   string
 	rootfd int
 	buf    []byte
+	space  *spaceGuard // the free-space reserve; nil checks nothing
 
 	// The last parent directory opened, reused while entries share it.
 	cacheName string
@@ -151,6 +152,9 @@ func (u *unpacker) apply(ctx context.Context, hdr *tar.Header, r io.Reader) erro
 		return nil
 	}
 	dir, base := path.Dir(name), path.Base(name)
+	if err := u.space.take(entryCost); err != nil {
+		return fmt.Errorf("layer entry %q: %w", hdr.Name, err)
+	}
 
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		return u.whiteout(hdr.Name, dir, base)
@@ -309,6 +313,9 @@ func (u *unpacker) create(ctx context.Context, pfd int, name, base string, hdr *
 func (u *unpacker) writeFile(ctx context.Context, fd int, r io.Reader) error {
 	for {
 		n, rerr := r.Read(u.buf)
+		if err := u.space.take(int64(n)); err != nil {
+			return err
+		}
 		for p := u.buf[:n]; len(p) > 0; {
 			w, err := unix.Write(fd, p)
 			if err == unix.EINTR {

@@ -154,7 +154,7 @@ func unpackForTest(t *testing.T, layer []byte) (string, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := unpackLayer(context.Background(), bytes.NewReader(layer), dir)
+	_, _, err := unpackLayer(context.Background(), bytes.NewReader(layer), dir, nil)
 	return dir, err
 }
 
@@ -504,7 +504,7 @@ func TestUnpackLayerReturnsDiffIDAndSizeOfTheWholeStream(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	diffID, size, err := unpackLayer(context.Background(), bytes.NewReader(layer), dir)
+	diffID, size, err := unpackLayer(context.Background(), bytes.NewReader(layer), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -624,7 +624,7 @@ func TestUnpackLayerRejectsHostileEntries(t *testing.T) {
 				t.Fatal(err)
 			}
 			layer := layerTar(t, tt.entries(sentinel)...)
-			_, _, err := unpackLayer(context.Background(), bytes.NewReader(layer), dir)
+			_, _, err := unpackLayer(context.Background(), bytes.NewReader(layer), dir, nil)
 			if !errdefs.IsInvalidArgument(err) {
 				t.Fatalf("unpackLayer error %v, want invalid argument", err)
 			}
@@ -698,7 +698,7 @@ func TestUnpackLayerStopsWhenContextIsCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	dir := t.TempDir()
-	_, _, err := unpackLayer(ctx, bytes.NewReader(layerTar(t, tFile("a", 0o644, "a"))), dir)
+	_, _, err := unpackLayer(ctx, bytes.NewReader(layerTar(t, tFile("a", 0o644, "a"))), dir, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
@@ -743,7 +743,7 @@ func BenchmarkUnpack(b *testing.B) {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := unpackLayer(context.Background(), bytes.NewReader(layer), dir); err != nil {
+		if _, _, err := unpackLayer(context.Background(), bytes.NewReader(layer), dir, nil); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

@@ -54,6 +54,9 @@ type Daemon struct {
 	ConfigPath string
 	LogPath    string
 	Config     config.Config
+	// Disk, when WithDisk was given, is the small tmpfs that holds Root;
+	// a test may put other files on it (a pod's log directory, a filler).
+	Disk string
 
 	Runtime runtimeapi.RuntimeServiceClient
 	Images  runtimeapi.ImageServiceClient
@@ -72,7 +75,15 @@ type Daemon struct {
 type Option func(*options)
 
 type options struct {
-	config []func(*config.Config)
+	config   []func(*config.Config)
+	diskSize int64
+}
+
+// WithDisk puts berthd's root on a tmpfs of size bytes that the harness
+// mounts (at d.Disk) and unmounts after the leak check, for tests of a
+// full disk.
+func WithDisk(size int64) Option {
+	return func(o *options) { o.diskSize = size }
 }
 
 // WithConfig edits the daemon's configuration before it is written.
@@ -103,6 +114,13 @@ func Start(t testing.TB, opts ...Option) *Daemon {
 		ConfigPath: filepath.Join(dir, "config.toml"),
 		LogPath:    filepath.Join(dir, "berthd.log"),
 	}
+	if o.diskSize > 0 {
+		d.Disk = filepath.Join(dir, "disk")
+		d.Root = filepath.Join(d.Disk, "root")
+		if err := mountTmpfs(d.Disk, o.diskSize); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cfg := config.Default()
 	cfg.Root, cfg.State, cfg.Socket = d.Root, d.State, d.Socket
 	cfg.LogLevel = "debug"
@@ -121,10 +139,10 @@ func Start(t testing.TB, opts ...Option) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { d.teardown(t) })
 	if err := os.WriteFile(d.ConfigPath, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.teardown(t) })
 	d.start(t)
 	return d
 }
@@ -323,6 +341,11 @@ func (d *Daemon) teardown(t testing.TB) {
 			t.Errorf("remove what berthd %s left: %v", d.Tag, err)
 		}
 	}
+	if d.Disk != "" {
+		if err := syscall.Unmount(d.Disk, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("unmount the test disk %s: %v", d.Disk, err)
+		}
+	}
 	if err := d.removeTagCgroups(); err != nil {
 		t.Logf("remove the test cgroups of berthd %s: %v", d.Tag, err)
 	}
@@ -419,13 +442,32 @@ func (d *Daemon) removeLeaks() error {
 	return errors.Join(errs...)
 }
 
-// mounts lists mount points under the daemon's directory.
+// mounts lists mount points under the daemon's directory, other than the
+// test disk the harness mounted.
 func (d *Daemon) mounts() []string {
 	mounts, err := hostclean.Mounts(d.Dir)
 	if err != nil {
 		return []string{err.Error()}
 	}
-	return mounts
+	if d.Disk == "" {
+		return mounts
+	}
+	disk := d.Disk
+	if real, err := filepath.EvalSymlinks(disk); err == nil {
+		disk = real
+	}
+	return slices.DeleteFunc(mounts, func(m string) bool { return m == disk })
+}
+
+// mountTmpfs mounts a tmpfs of size bytes at dir, making dir.
+func mountTmpfs(dir string, size int64) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0700,size="+strconv.FormatInt(size, 10)); err != nil {
+		return fmt.Errorf("mount a tmpfs at %s: %w", dir, err)
+	}
+	return nil
 }
 
 // processes lists processes whose command line names the daemon's

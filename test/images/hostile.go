@@ -31,11 +31,18 @@ const (
 	HardlinkEscape HostileKind = "hardlink-escape"
 	// HardlinkTraversal: hard link "x" -> "../../x" pointing out of the layer.
 	HardlinkTraversal HostileKind = "hardlink-traversal"
+	// WhiteoutSymlink: symlink "escape" -> "/", then the whiteout
+	// "escape/tmp/.wh.berth-hostile-whiteout-symlink" through it; and
+	// symlink "up" -> "../../../../../../../..", then the same whiteout
+	// through "up". An unpacker following either would make the whiteout
+	// (an overlayfs 0:0 character device named after the marker) in the
+	// host's /tmp.
+	WhiteoutSymlink HostileKind = "whiteout-symlink"
 )
 
 // HostileKinds lists every kind, for table-driven tests.
 func HostileKinds() []HostileKind {
-	return []HostileKind{PathTraversal, AbsolutePath, SymlinkEscape, HardlinkEscape, HardlinkTraversal}
+	return []HostileKind{PathTraversal, AbsolutePath, SymlinkEscape, HardlinkEscape, HardlinkTraversal, WhiteoutSymlink}
 }
 
 // HostileMarker is the base name of the file the kind's layer tries to
@@ -84,6 +91,11 @@ func hostileTar(kind HostileKind) ([]byte, error) {
 		b.hardlink("passwd", "/etc/passwd")
 	case HardlinkTraversal:
 		b.hardlink("x", "../../x")
+	case WhiteoutSymlink:
+		b.symlink("escape", "/")
+		b.file("escape/tmp/.wh."+marker, 0o644, nil)
+		b.symlink("up", "../../../../../../../..")
+		b.file("up/tmp/.wh."+marker, 0o644, nil)
 	default:
 		return nil, fmt.Errorf("unknown hostile kind %q", kind)
 	}

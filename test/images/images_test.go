@@ -526,6 +526,7 @@ func TestHostileLayersHoldTheDocumentedAttack(t *testing.T) {
 		SymlinkEscape:     {"2 escape -> /", "0 escape/tmp/berth-hostile-symlink-escape", "2 up -> ../../../../../../../..", "0 up/tmp/berth-hostile-symlink-escape"},
 		HardlinkEscape:    {"1 passwd -> /etc/passwd"},
 		HardlinkTraversal: {"1 x -> ../../x"},
+		WhiteoutSymlink:   {"2 escape -> /", "0 escape/tmp/.wh.berth-hostile-whiteout-symlink", "2 up -> ../../../../../../../..", "0 up/tmp/.wh.berth-hostile-whiteout-symlink"},
 	}
 	for _, kind := range HostileKinds() {
 		layers, err := Hostile(kind).Layers()

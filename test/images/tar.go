@@ -67,6 +67,13 @@ func (b *tarBuilder) hardlink(name, target string) {
 	b.add(tar.TypeLink, name, 0o644, 0, 0, nil, target)
 }
 
+// device adds a device node (tar.TypeChar or tar.TypeBlock), 0666.
+func (b *tarBuilder) device(typ byte, name string, major, minor int64) {
+	b.add(typ, name, 0o666, 0, 0, nil, "")
+	b.entries[len(b.entries)-1].hdr.Devmajor = major
+	b.entries[len(b.entries)-1].hdr.Devminor = minor
+}
+
 // bytes serializes the members. A fixed ModTime and no
 // user/group names or access/change times keeps the output reproducible.
 func (b *tarBuilder) bytes() ([]byte, error) {

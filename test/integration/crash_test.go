@@ -389,10 +389,17 @@ func (e *crashEnv) removeEverything(t *testing.T) {
 // hold anything of the removed pods and containers.
 func (e *crashEnv) assertNothingLeft(t *testing.T) {
 	t.Helper()
-	leaks := e.d.Leaks()
+	assertNothingLeft(t, e.d)
+}
+
+// assertNothingLeft fails the test if the host or d's directories hold
+// anything of pods and containers, all of which were removed.
+func assertNothingLeft(t *testing.T, d *harness.Daemon) {
+	t.Helper()
+	leaks := d.Leaks()
 	for _, dir := range []string{
-		filepath.Join(e.d.Root, "sandbox", "pods"), filepath.Join(e.d.Root, "sandbox", "containers"),
-		filepath.Join(e.d.State, "pods"), filepath.Join(e.d.State, "containers"),
+		filepath.Join(d.Root, "sandbox", "pods"), filepath.Join(d.Root, "sandbox", "containers"),
+		filepath.Join(d.State, "pods"), filepath.Join(d.State, "containers"),
 	} {
 		entries, _ := os.ReadDir(dir)
 		for _, en := range entries {
@@ -400,6 +407,6 @@ func (e *crashEnv) assertNothingLeft(t *testing.T) {
 		}
 	}
 	if len(leaks) > 0 {
-		t.Errorf("after removing everything berthd left:\n  %s\nlog: %s", strings.Join(leaks, "\n  "), e.d.LogPath)
+		t.Errorf("after removing everything berthd left:\n  %s\nlog: %s", strings.Join(leaks, "\n  "), d.LogPath)
 	}
 }

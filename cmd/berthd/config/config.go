@@ -136,6 +136,12 @@ func (c *Config) Validate() error {
 	if c.Registry.MaxConcurrentDownloads < 1 {
 		bad("registry.max_concurrent_downloads", "%d is below 1", c.Registry.MaxConcurrentDownloads)
 	}
+	if c.Registry.MinFreeBytes < 0 {
+		bad("registry.min_free_bytes", "%d is negative", c.Registry.MinFreeBytes)
+	}
+	if c.Registry.MinFreePercent < 0 || c.Registry.MinFreePercent > 90 {
+		bad("registry.min_free_percent", "%d is not between 0 and 90", c.Registry.MinFreePercent)
+	}
 	if c.CNI.ConfDir == "" || !filepath.IsAbs(c.CNI.ConfDir) {
 		bad("cni.conf_dir", "%q is not an absolute path", c.CNI.ConfDir)
 	}

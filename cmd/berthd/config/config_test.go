@@ -67,6 +67,8 @@ func TestBadFilesNameTheKey(t *testing.T) {
 		{"log_format = \"xml\"\n", "key log_format"},
 		{"socket = \"berth.sock\"\n", "key socket"},
 		{"[registry]\nmax_concurrent_downloads = 0\n", "key registry.max_concurrent_downloads"},
+		{"[registry]\nmin_free_bytes = -1\n", "key registry.min_free_bytes"},
+		{"[registry]\nmin_free_percent = 95\n", "key registry.min_free_percent"},
 		{"[runtime]\nrestrict_oom_score_adj = \"maybe\"\n", "key runtime.restrict_oom_score_adj"},
 		{"[runtime]\nstop_timeout_seconds = -1\n", "key runtime.stop_timeout_seconds"},
 		{"[runtime]\nstats_collection_period_seconds = -1\n", "key runtime.stats_collection_period_seconds"},
