@@ -306,11 +306,13 @@ func execContainer() error {
 			return err
 		}
 	}
-	path, err := lookPath(p)
-	if err != nil {
+	// After the chdir, so a relative executable is found from the
+	// working directory, as runc does.
+	if err := chdirInside(p.Cwd); err != nil {
 		return err
 	}
-	if err := chdirInside(p.Cwd); err != nil {
+	path, err := lookPath(p)
+	if err != nil {
 		return err
 	}
 	var filter *seccompProgram

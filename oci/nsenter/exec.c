@@ -298,7 +298,6 @@ void exec_fast(const char *hex, int behind_proxy) {
 	}
 	if (seccomp_fd >= 0)
 		read_seccomp(seccomp_fd, &filter);
-	exe = look_path(argv[0], path);
 	if (chdir(cwd) < 0)
 		report_error("chdir to cwd %s: %s", quote(cwd), lower(errno));
 	{
@@ -306,6 +305,9 @@ void exec_fast(const char *hex, int behind_proxy) {
 		if (!getcwd(wd, sizeof(wd)) || wd[0] != '/')
 			report_error("cwd %s is outside the container root", quote(cwd));
 	}
+	// After the chdir, so a relative executable is found from the working
+	// directory, as runc does.
+	exe = look_path(argv[0], path);
 	if (filter.filter && !nnp)
 		load_seccomp(&filter, seccomp_flags);
 	for (c = 0; c <= lastcap; c++) {
