@@ -69,8 +69,6 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		}
 		c.logDir, c.logPath = pod.LogDir, filepath.Join(pod.LogDir, cfg.GetLogPath())
 	}
-	cleanup := context.WithoutCancel(ctx)
-
 	// The record goes first: a berthd killed from here on finds the
 	// container at restart and RemoveContainer can undo every step.
 	if err := m.putContainer(c); err != nil {
@@ -102,7 +100,9 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	}
 	defer func() {
 		if retErr != nil {
-			if err := m.images.RemoveSnapshot(cleanup, id); err != nil {
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			if err := m.images.RemoveSnapshot(cctx, id); err != nil {
 				log.Warn("remove snapshot", zap.Error(err))
 			}
 		}
@@ -162,9 +162,17 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	var h *monitorHandle
 	defer func() {
 		if retErr != nil {
-			_ = rt.Delete(cleanup, id, true)
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			_ = rt.Delete(cctx, id, true)
 			if h != nil {
-				<-h.exited
+				select {
+				case <-h.exited:
+				case <-cctx.Done():
+					log.Warn("monitor still running after the failed create's cleanup; killing it")
+					_ = unix.PidfdSendSignal(int(h.pidfd.Fd()), unix.SIGKILL, nil, 0)
+					<-h.exited
+				}
 				h.release()
 			}
 		}

@@ -101,7 +101,9 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	// crash: the intent file tells a restarted berthd what to undo.
 	defer func() {
 		if retErr != nil {
-			if err := m.destroyPod(context.WithoutCancel(ctx), p); err != nil {
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			if err := m.destroyPod(cctx, p); err != nil {
 				log.Error("clean up pod after failed start", zap.Error(err))
 			}
 		}
