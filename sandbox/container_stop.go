@@ -262,6 +262,7 @@ func (m *Manager) removeContainer(ctx context.Context, c *Container) error {
 	m.mu.Lock()
 	delete(m.containers, c.id)
 	m.ctrIDs.remove(c.id)
+	m.ctrNames.releaseLocked(c.name, c.id)
 	m.mu.Unlock()
 	m.containerRemoved(c)
 	c.stats.remove()

@@ -85,7 +85,10 @@ type Manager struct {
 	ctrIDs     idIndex
 	// podNames maps a pod's metadata (podName) to its ID, so that a
 	// second pod with the same metadata is refused.
-	podNames map[string]string
+	podNames nameIndex
+	// ctrNames maps a container's unique name (containerName) to its
+	// ID, reserved from the start of CreateContainer (names.go).
+	ctrNames nameIndex
 	// podCgroups are the pod cgroups berthd made; the last pod using one
 	// removes it.
 	podCgroups map[string]bool
@@ -129,7 +132,8 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		podIDs:     idIndex{},
 		containers: map[string]*Container{},
 		ctrIDs:     idIndex{},
-		podNames:   map[string]string{},
+		podNames:   nameIndex{},
+		ctrNames:   nameIndex{},
 		podCgroups: map[string]bool{},
 		sampler:    newStatsSampler(time.Duration(opts.Config.StatsPeriod) * time.Second),
 		bg:         newBackground(),
