@@ -78,6 +78,24 @@ type Manager struct {
 
 	// mu guards the maps and indexes below (not the objects in them,
 	// which have locks of their own).
+	//
+	// Lock order of the package: a goroutine holding one of these takes
+	// only locks further down the list, never one above it.
+	//
+	//	p.lifecycle   Pod: StopPod, RemovePod, UpdatePodSandboxResources
+	//	c.stopMu      Container: Start, Stop, Remove, UpdateContainerResources
+	//	c.events.mu   containerEvents: held while an event is built and
+	//	              published (podEvent reads m.pods under m.mu)
+	//	m.mu          this one (StopPod marks the pod not ready under it,
+	//	              insertContainer checks p.ready() under it)
+	//	p.mu          Pod: state, IPs, podinit, resources
+	//	c.mu          Container: status, monitor, resources
+	//	m.events.mu   eventHub: held while an event is queued to subscribers
+	//
+	// The rest guard only their own fields and call out under none of the
+	// above: statsState.mu, criLog.mu, monitorSpares.mu; statsState.layerMu
+	// and statsSampler.mu, which may start work on m.bg and so take
+	// background.mu, the last.
 	mu         sync.RWMutex
 	pods       map[string]*Pod
 	podIDs     idIndex
