@@ -85,7 +85,11 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (_ Result, retErr error) {
 		// Undo a partial ADD: the plugins that ran hold addresses, links
 		// and rules. A DEL failing here leaves the record for the next
 		// Teardown.
-		if err := m.teardown(context.WithoutCancel(ctx), rec, log); err != nil {
+		// Bounded like sandbox's cleanups (sandbox/cleanup.go): a hung
+		// plugin cannot hang the call.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := m.teardown(cctx, rec, log); err != nil {
 			log.Error("undo failed network setup", zap.Error(err))
 		}
 	}()

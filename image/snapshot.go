@@ -48,7 +48,10 @@ func (s *Store) PrepareSnapshot(ctx context.Context, key, imageID string) (retEr
 	}
 	defer func() {
 		if retErr != nil {
-			if err := s.RemoveSnapshot(context.WithoutCancel(ctx), key); err != nil {
+			// Bounded like sandbox's cleanups (sandbox/cleanup.go).
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if err := s.RemoveSnapshot(cctx, key); err != nil {
 				s.log.Warn("remove failed snapshot", zap.String("container", key), zap.Error(err))
 			}
 		}

@@ -306,11 +306,13 @@ func execContainer() error {
 			return err
 		}
 	}
-	path, err := lookPath(p)
-	if err != nil {
+	// After the chdir, so a relative executable is found from the
+	// working directory, as runc does.
+	if err := chdirInside(p.Cwd); err != nil {
 		return err
 	}
-	if err := chdirInside(p.Cwd); err != nil {
+	path, err := lookPath(p)
+	if err != nil {
 		return err
 	}
 	var filter *seccompProgram
@@ -335,7 +337,8 @@ func execContainer() error {
 // seccompFd (0: none) is the container's compiled filter, which exec.c
 // loads as finishProcess does.
 func fastExecConfig(p *specs.Process, seccompFd int, seccompFlags uint) (string, bool) {
-	// exec.c holds up to 4096 args, env entries and groups.
+	// exec.c holds up to 4096 args, env entries and groups (it fails
+	// past that); the Go path has no such limit.
 	if p.Terminal || len(p.Args) > 4000 || len(p.Env) > 4000 || len(p.User.AdditionalGids) > 4000 {
 		return "", false
 	}

@@ -122,11 +122,13 @@ func initContainer(sync *os.File) (string, *initConfig, error) {
 			return "", nil, err
 		}
 	}
-	path, err := lookPath(p)
-	if err != nil {
+	// The working directory first: a relative executable ("./sleep") is
+	// found from it, as runc does.
+	if err := chdirInside(p.Cwd); err != nil {
 		return "", nil, err
 	}
-	if err := chdirInside(p.Cwd); err != nil {
+	path, err := lookPath(p)
+	if err != nil {
 		return "", nil, err
 	}
 	return path, &cfg, nil

@@ -22,10 +22,13 @@ package sandbox
 //
 // On disk, for container <id>:
 //
-//	<root>/sandbox/containers/<id>/config.json  the OCI bundle
-//	<state>/containers/<id>/rootfs              the overlay rootfs mount point
+//	<berthd root>/sandbox/containers/<id>/config.json  the OCI bundle
+//	<state>/containers/<id>/rootfs                     the overlay rootfs mount point
 //	<state>/containers/<id>/monitor.json, monitor.log, m.sock, exit.json (monitor.go)
-//	<state>/containers/<id>/status.json         pids and start time (berthd writes it)
+//	<state>/containers/<id>/status.json                pids and start time (berthd writes it)
+//
+// (<berthd root> and <state> are berthd's root and state directories, as
+// in pod.go.)
 //
 // The record in the database (containers/<id>, JSON containerRecord) holds
 // what CreateContainer was asked and decided; it does not change after.
@@ -67,7 +70,7 @@ type Container struct {
 	logPath   string // "" when the pod or container gives none
 	logDir    string // the pod's log directory, logPath's base
 	createdAt time.Time
-	bundle    string // <root>/sandbox/containers/<id>
+	bundle    string // <berthd root>/sandbox/containers/<id>
 	stateDir  string // <state>/containers/<id>
 	// stopSignal is the image's STOPSIGNAL ("" for SIGTERM).
 	stopSignal  string

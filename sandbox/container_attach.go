@@ -74,7 +74,9 @@ func (m *Manager) Attach(ctx context.Context, id string, sio StreamIO) (retErr e
 	var closeOnce sync.Once
 	closeStdin := func() {
 		closeOnce.Do(func() {
-			if err := askMonitor(context.WithoutCancel(ctx), c.stateDir, "close-stdin"); err != nil {
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			if err := askMonitor(cctx, c.stateDir, "close-stdin"); err != nil {
 				m.log.Warn("close the container's stdin", zap.String("container", c.id), zap.Error(err))
 			}
 		})

@@ -39,10 +39,22 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		return "", fmt.Errorf("pod sandbox %s is not ready: %w", p.id, errdefs.ErrFailedPrecondition)
 	}
 	pod := viewOf(p)
-	name := containerName(cfg.GetMetadata(), p.config.GetMetadata())
-	if other := m.containerNamed(name); other != "" {
-		return "", fmt.Errorf("container name %q is reserved by %s: %w", name, other, errdefs.ErrAlreadyExists)
+	id, err := newID()
+	if err != nil {
+		return "", err
 	}
+	// The name first, so that a retry while this call still runs (kubelet
+	// gives up after its deadline, this call does not) is refused before
+	// it takes a snapshot, a mount or a monitor of its own.
+	name := containerName(cfg.GetMetadata(), p.config.GetMetadata())
+	if err := m.reserveName(m.ctrNames, "container", name, id); err != nil {
+		return "", err
+	}
+	defer func() {
+		if retErr != nil {
+			m.releaseName(m.ctrNames, name, id)
+		}
+	}()
 	rt, ok := m.runtimes[pod.Handler]
 	if !ok {
 		return "", fmt.Errorf("runtime handler %q of pod %s is not configured: %w", pod.Handler, p.id, errdefs.ErrFailedPrecondition)
@@ -50,10 +62,6 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	img, err := m.images.Get(ctx, cfg.GetImage().GetImage())
 	if err != nil {
 		return "", fmt.Errorf("image %q: %w", cfg.GetImage().GetImage(), err)
-	}
-	id, err := newID()
-	if err != nil {
-		return "", err
 	}
 	log := m.log.With(zap.String("container", id), zap.String("sandbox", p.id))
 	c := m.newContainer(id, p.id, cfg)
@@ -69,8 +77,6 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		}
 		c.logDir, c.logPath = pod.LogDir, filepath.Join(pod.LogDir, cfg.GetLogPath())
 	}
-	cleanup := context.WithoutCancel(ctx)
-
 	// The record goes first: a berthd killed from here on finds the
 	// container at restart and RemoveContainer can undo every step.
 	if err := m.putContainer(c); err != nil {
@@ -102,7 +108,9 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	}
 	defer func() {
 		if retErr != nil {
-			if err := m.images.RemoveSnapshot(cleanup, id); err != nil {
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			if err := m.images.RemoveSnapshot(cctx, id); err != nil {
 				log.Warn("remove snapshot", zap.Error(err))
 			}
 		}
@@ -162,9 +170,17 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	var h *monitorHandle
 	defer func() {
 		if retErr != nil {
-			_ = rt.Delete(cleanup, id, true)
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			_ = rt.Delete(cctx, id, true)
 			if h != nil {
-				<-h.exited
+				select {
+				case <-h.exited:
+				case <-cctx.Done():
+					log.Warn("monitor still running after the failed create's cleanup; killing it")
+					_ = unix.PidfdSendSignal(int(h.pidfd.Fd()), unix.SIGKILL, nil, 0)
+					<-h.exited
+				}
 				h.release()
 			}
 		}
@@ -212,11 +228,6 @@ func (m *Manager) insertContainer(p *Pod, c *Container) error {
 	if !p.ready() {
 		return fmt.Errorf("pod sandbox %s stopped while the container was created: %w", p.id, errdefs.ErrFailedPrecondition)
 	}
-	for _, o := range m.containers {
-		if o.name == c.name {
-			return fmt.Errorf("container name %q is reserved by %s: %w", c.name, o.id, errdefs.ErrAlreadyExists)
-		}
-	}
 	m.containers[c.id] = c
 	m.ctrIDs.add(c.id)
 	return nil
@@ -226,18 +237,6 @@ func (m *Manager) insertContainer(p *Pod, c *Container) error {
 func containerName(md *runtimeapi.ContainerMetadata, pod *runtimeapi.PodSandboxMetadata) string {
 	return strings.Join([]string{md.GetName(), pod.GetName(), pod.GetNamespace(), pod.GetUid(),
 		strconv.FormatUint(uint64(md.GetAttempt()), 10)}, "_")
-}
-
-// containerNamed returns the ID of the container with this unique name.
-func (m *Manager) containerNamed(name string) string {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	for _, c := range m.containers {
-		if c.name == name {
-			return c.id
-		}
-	}
-	return ""
 }
 
 func (m *Manager) putContainer(c *Container) error {

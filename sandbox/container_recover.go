@@ -35,6 +35,7 @@ func (m *Manager) recoverContainers(ctx context.Context) error {
 		m.mu.Lock()
 		m.containers[c.id] = c
 		m.ctrIDs.add(c.id)
+		m.ctrNames[c.name] = c.id
 		m.mu.Unlock()
 	}
 	return nil

@@ -47,7 +47,9 @@ func (m *Manager) StartContainer(ctx context.Context, id string) error {
 	failpoint.Hit(failpoint.StartBegin)
 	c.containerStarting()
 	if err := rt.Start(ctx, c.id); err != nil {
-		_ = rt.Kill(context.WithoutCancel(ctx), c.id, unix.SIGKILL, true)
+		kctx, cancel := cleanupContext(ctx)
+		_ = rt.Kill(kctx, c.id, unix.SIGKILL, true)
+		cancel()
 		_ = c.update(func(s *containerStatus) error {
 			if s.State == stateCreated {
 				s.State, s.FinishedAt, s.ExitCode = stateExited, time.Now(), 128
@@ -149,7 +151,8 @@ func (m *Manager) stopLocked(ctx context.Context, c *Container, timeout time.Dur
 		}
 	}
 	// Kill even when the caller gave up: a half-stopped container helps no one.
-	kctx := context.WithoutCancel(ctx)
+	kctx, cancel := cleanupContext(ctx)
+	defer cancel()
 	if err := rt.Kill(kctx, c.id, unix.SIGKILL, true); err != nil && !errdefs.IsNotFound(err) {
 		if !h.alive() {
 			return nil
@@ -230,7 +233,9 @@ func (m *Manager) removeContainer(ctx context.Context, c *Container) error {
 	if err := m.stopLocked(ctx, c, 0); err != nil {
 		return err
 	}
-	ctx = context.WithoutCancel(ctx)
+	// The removal goes on when the caller gives up, within a bound.
+	ctx, cancel := cleanupContext(ctx)
+	defer cancel()
 	if rt, ok := m.runtimes[c.handler]; ok {
 		if err := rt.Delete(ctx, c.id, true); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("delete container %s: %w", c.id, err)
@@ -257,6 +262,7 @@ func (m *Manager) removeContainer(ctx context.Context, c *Container) error {
 	m.mu.Lock()
 	delete(m.containers, c.id)
 	m.ctrIDs.remove(c.id)
+	m.ctrNames.releaseLocked(c.name, c.id)
 	m.mu.Unlock()
 	m.containerRemoved(c)
 	c.stats.remove()

@@ -350,3 +350,20 @@ func requireCMonitor(t *testing.T) {
 		t.Skip("built without cgo: no C monitor")
 	}
 }
+
+// The C monitor takes its fds and pid only as whole numbers: a value with
+// junk after it, or past an int, stops it with the key named, instead of
+// running with the number read from a prefix.
+func TestCMonitorRefusesAHandoffThatIsNoNumber(t *testing.T) {
+	requireCMonitor(t)
+	for _, spec := range []string{"pid=12x", "pid=1,stdout=4294967299", "pid=1,stdout=", "pid=+1"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = []string{"_BERTH_MONITOR_C=" + spec}
+		cmd.Dir = t.TempDir() // where a monitor that ran would write exit.json
+		out, err := cmd.CombinedOutput()
+		key := spec[strings.LastIndex(spec, ",")+1:]
+		if err == nil || !strings.Contains(string(out), key+" is no number") {
+			t.Errorf("monitor with %q: %v, said %q; want it to refuse %q", spec, err, out, key)
+		}
+	}
+}

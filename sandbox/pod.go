@@ -12,7 +12,10 @@ package sandbox
 //	<state>/pods/<id>/shm                the pod's /dev/shm: a 64 MiB tmpfs
 //	<state>/pods/<id>/creating.json      written while RunPodSandbox works, so that
 //	                                     a berthd killed half-way can undo it at restart
-//	<root>/pods/<id>/hostname, hosts, resolv.conf
+//	<berthd root>/sandbox/pods/<id>/hostname, hosts, resolv.conf
+//
+// (<berthd root> and <state> are berthd's root and state directories; the
+// Manager's own root, Options.Root, is <berthd root>/sandbox.)
 //
 // The pod's record in the database (pods/<id>, JSON podRecord) holds its
 // CRI config and state; it is written when the pod is ready and on every
@@ -67,7 +70,7 @@ type Pod struct {
 	config    *runtimeapi.PodSandboxConfig
 	handler   string
 	createdAt time.Time
-	dir       string            // <root>/pods/<id>
+	dir       string            // <berthd root>/sandbox/pods/<id>
 	stateDir  string            // <state>/pods/<id>
 	ns        map[string]string // kind → pin path; only the kinds the pod made
 	cgroup    string            // cgroupfs path or systemd slice

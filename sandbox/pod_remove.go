@@ -42,9 +42,7 @@ func (m *Manager) RemovePod(ctx context.Context, id string) error {
 	m.mu.Lock()
 	delete(m.pods, p.id)
 	m.podIDs.remove(p.id)
-	if name := podName(p.config.GetMetadata()); m.podNames[name] == p.id {
-		delete(m.podNames, name)
-	}
+	m.podNames.releaseLocked(podName(p.config.GetMetadata()), p.id)
 	m.mu.Unlock()
 	p.stats.remove()
 	m.podEvent(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, p.id, p.id, &info)

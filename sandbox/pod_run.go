@@ -54,12 +54,12 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 		return "", err
 	}
 	name := podName(cfg.GetMetadata())
-	if err := m.reservePodName(name, id); err != nil {
+	if err := m.reserveName(m.podNames, "pod sandbox", name, id); err != nil {
 		return "", err
 	}
 	defer func() {
 		if retErr != nil {
-			m.releasePodName(name, id)
+			m.releaseName(m.podNames, name, id)
 		}
 	}()
 	log := m.log.With(zap.String("sandbox", id))
@@ -101,7 +101,9 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	// crash: the intent file tells a restarted berthd what to undo.
 	defer func() {
 		if retErr != nil {
-			if err := m.destroyPod(context.WithoutCancel(ctx), p); err != nil {
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			if err := m.destroyPod(cctx, p); err != nil {
 				log.Error("clean up pod after failed start", zap.Error(err))
 			}
 		}
@@ -260,24 +262,6 @@ func checkPodConfig(cfg *runtimeapi.PodSandboxConfig) error {
 // are the same pod, as in containerd.
 func podName(md *runtimeapi.PodSandboxMetadata) string {
 	return strings.Join([]string{md.GetName(), md.GetNamespace(), md.GetUid(), strconv.FormatUint(uint64(md.GetAttempt()), 10)}, "_")
-}
-
-func (m *Manager) reservePodName(name, id string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if other, ok := m.podNames[name]; ok {
-		return fmt.Errorf("pod sandbox %q is already reserved by %s: %w", name, other, errdefs.ErrAlreadyExists)
-	}
-	m.podNames[name] = id
-	return nil
-}
-
-func (m *Manager) releasePodName(name, id string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.podNames[name] == id {
-		delete(m.podNames, name)
-	}
 }
 
 // newID returns a random 64-hex-digit ID, as containerd's.

@@ -1,7 +1,7 @@
 package sandbox
 
 // The files a pod's containers mount: /etc/hostname, /etc/hosts,
-// /etc/resolv.conf (under <root>/pods/<id>) and /dev/shm (a tmpfs under
+// /etc/resolv.conf (under <berthd root>/sandbox/pods/<id>) and /dev/shm (a tmpfs under
 // <state>/pods/<id>).
 
 import (

@@ -78,6 +78,24 @@ type Manager struct {
 
 	// mu guards the maps and indexes below (not the objects in them,
 	// which have locks of their own).
+	//
+	// Lock order of the package: a goroutine holding one of these takes
+	// only locks further down the list, never one above it.
+	//
+	//	p.lifecycle   Pod: StopPod, RemovePod, UpdatePodSandboxResources
+	//	c.stopMu      Container: Start, Stop, Remove, UpdateContainerResources
+	//	c.events.mu   containerEvents: held while an event is built and
+	//	              published (podEvent reads m.pods under m.mu)
+	//	m.mu          this one (StopPod marks the pod not ready under it,
+	//	              insertContainer checks p.ready() under it)
+	//	p.mu          Pod: state, IPs, podinit, resources
+	//	c.mu          Container: status, monitor, resources
+	//	m.events.mu   eventHub: held while an event is queued to subscribers
+	//
+	// The rest guard only their own fields and call out under none of the
+	// above: statsState.mu, criLog.mu, monitorSpares.mu; statsState.layerMu
+	// and statsSampler.mu, which may start work on m.bg and so take
+	// background.mu, the last.
 	mu         sync.RWMutex
 	pods       map[string]*Pod
 	podIDs     idIndex
@@ -85,7 +103,10 @@ type Manager struct {
 	ctrIDs     idIndex
 	// podNames maps a pod's metadata (podName) to its ID, so that a
 	// second pod with the same metadata is refused.
-	podNames map[string]string
+	podNames nameIndex
+	// ctrNames maps a container's unique name (containerName) to its
+	// ID, reserved from the start of CreateContainer (names.go).
+	ctrNames nameIndex
 	// podCgroups are the pod cgroups berthd made; the last pod using one
 	// removes it.
 	podCgroups map[string]bool
@@ -129,7 +150,8 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		podIDs:     idIndex{},
 		containers: map[string]*Container{},
 		ctrIDs:     idIndex{},
-		podNames:   map[string]string{},
+		podNames:   nameIndex{},
+		ctrNames:   nameIndex{},
 		podCgroups: map[string]bool{},
 		sampler:    newStatsSampler(time.Duration(opts.Config.StatsPeriod) * time.Second),
 		bg:         newBackground(),

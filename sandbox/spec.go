@@ -2,9 +2,15 @@ package sandbox
 
 // CRI ContainerConfig → OCI runtime spec.
 //
-// buildSpec is pure: everything it needs from the pod, the image and the
-// host comes in through specInput, so the translation is unit-tested
-// without a kernel. Kubernetes' rules, as containerd and CRI-O apply them:
+// buildSpec changes nothing, but it is not pure: besides specInput (the
+// pod, the image's config, the rootfs path, the host's cgroup features) it
+// reads files. It resolves the user through the container's /etc/passwd
+// and /etc/group under the rootfs (spec_user.go), stats the host device
+// nodes a config names and walks the host's /dev for a privileged
+// container (spec_privileged.go), and reads berthd's own capability
+// bounding set from /proc/self/status (heldCaps). Its unit tests give it a
+// rootfs in a temporary directory. Kubernetes' rules, as containerd and
+// CRI-O apply them:
 //
 //   - command/args: a CRI command replaces the image's ENTRYPOINT and CMD;
 //     CRI args alone replace CMD; neither keeps ENTRYPOINT + CMD.
@@ -445,7 +451,9 @@ func capName(n string) string {
 	return n
 }
 
-// allCaps is every capability this kernel knows, by name.
+// allCaps is every capability Berth knows by name: a fixed list, up to
+// CAP_CHECKPOINT_RESTORE (Linux 5.9), not what the running kernel
+// supports (heldCaps narrows it to berthd's bounding set).
 func allCaps() []string {
 	names := []string{
 		"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",

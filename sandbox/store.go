@@ -1,6 +1,6 @@
 package sandbox
 
-// The sandbox database, <root>/sandbox/meta.db (bbolt):
+// The sandbox database, <berthd root>/sandbox/meta.db (bbolt):
 //
 //	meta/
 //	  version        schema version, "1"

@@ -36,6 +36,7 @@ func serve(cfg config.Config) (retErr error) {
 		return err
 	}
 	defer log.Sync()
+	defer ignoreHangup(log)()
 	if s := failpoint.Armed(); s != "" {
 		log.Warn("failpoint armed: berthd kills itself at this step", zap.String("step", string(s)))
 	}
@@ -156,6 +157,35 @@ func serve(cfg config.Config) (retErr error) {
 		g.Stop()
 	}
 	return nil
+}
+
+// ignoreHangup keeps berthd running through SIGHUP (its terminal gone, or
+// sent by habit to ask for a reload) until the returned stop: Go's default
+// for it is to exit, and an inherited SIG_IGN (nohup) does not protect
+// berthd, since oci/nsenter/signals.c resets it before the Go runtime
+// starts; nothing in berthd's process sets a disposition after that. It
+// is caught and logged, not ignored: a caught signal is reset to default
+// across execve, so the runtimes, plugins and containers berthd starts do
+// not inherit an ignored SIGHUP. There is nothing to reload or reopen:
+// berthd reads its config once and logs to stderr.
+func ignoreHangup(log *zap.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP ignored: berthd has no config or log file to reload")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+	}
 }
 
 func newLogger(level, format string) (*zap.Logger, error) {

@@ -19,6 +19,7 @@
 //
 // Messages match the Go side's (and runc's) so callers see one format.
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -26,6 +27,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +95,33 @@ static const char *quote(const char *s) {
 	return buf;
 }
 
+// parse_unsigned reads all of s as a number in base no greater than max:
+// no sign, no blank, nothing after it. Anything else fails the exec with
+// what in the message, so that a malformed config never runs a process as
+// a wrong user or with wrong limits.
+unsigned long long parse_unsigned(const char *what, const char *s, int base, unsigned long long max) {
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, base);
+	if (!isxdigit((unsigned char)*s) || end == s || *end || errno || v > max)
+		report_error("malformed %s %s", what, quote(s));
+	return v;
+}
+
+// parse_signed is parse_unsigned for a decimal within [min, max].
+long long parse_signed(const char *what, const char *s, long long min, long long max) {
+	long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (!(*s == '-' || isdigit((unsigned char)*s)) || end == s || *end || errno || v < min || v > max)
+		report_error("malformed %s %s", what, quote(s));
+	return v;
+}
+
 // executable checks a candidate as Go's exec.findExecutable does; 0 or an errno.
 static int executable(const char *path) {
 	struct stat st;
@@ -139,16 +168,18 @@ static char *look_path(const char *name, const char *path) {
 // home finds uid's home directory in the container's /etc/passwd.
 static const char *home(unsigned uid) {
 	static char dir[1024];
-	char line[2048];
+	char line[2048], id[16];
 	FILE *f = fopen("/etc/passwd", "re");
 	if (!f)
 		return "/";
+	// The uid field is compared as text, as oci.withHome does.
+	snprintf(id, sizeof(id), "%u", uid);
 	while (fgets(line, sizeof(line), f)) {
 		char *fields[7] = {0}, *save = NULL, *tok;
 		int n = 0;
 		for (tok = strtok_r(line, ":\n", &save); tok && n < 7; tok = strtok_r(NULL, ":\n", &save))
 			fields[n++] = tok;
-		if (n >= 6 && strtoul(fields[2], NULL, 10) == uid && fields[5][0]) {
+		if (n >= 6 && !strcmp(fields[2], id) && fields[5][0]) {
 			snprintf(dir, sizeof(dir), "%s", fields[5]);
 			fclose(f);
 			return dir;
@@ -232,56 +263,67 @@ void exec_fast(const char *hex, int behind_proxy) {
 			report_error("exec: malformed _BERTH_EXEC_C");
 		val = p;
 		p += strlen(p) + 1;
-		if (!strcmp(key, "arg") && nargs < MAX_ITEMS)
+		if (!strcmp(key, "arg")) {
+			if (nargs == MAX_ITEMS)
+				report_error("exec: more than %d args", MAX_ITEMS);
 			argv[nargs++] = val;
-		else if (!strcmp(key, "env") && nenv < MAX_ITEMS) {
+		} else if (!strcmp(key, "env")) {
+			if (nenv == MAX_ITEMS)
+				report_error("exec: more than %d environment variables", MAX_ITEMS);
 			if (!strncmp(val, "HOME=", 5))
 				has_home = 1;
 			envp[nenv++] = val;
-		} else if (!strcmp(key, "group") && ngroups < MAX_ITEMS)
-			groups[ngroups++] = strtoul(val, NULL, 10);
-		else if (!strcmp(key, "path"))
+		} else if (!strcmp(key, "group")) {
+			if (ngroups == MAX_ITEMS)
+				report_error("exec: more than %d additional groups", MAX_ITEMS);
+			groups[ngroups++] = parse_unsigned("group", val, 10, UINT32_MAX);
+		} else if (!strcmp(key, "path"))
 			path = val;
 		else if (!strcmp(key, "cwd"))
 			cwd = val;
 		else if (!strcmp(key, "uid"))
-			uid = strtoul(val, NULL, 10);
+			uid = parse_unsigned("uid", val, 10, UINT32_MAX);
 		else if (!strcmp(key, "gid"))
-			gid = strtoul(val, NULL, 10);
+			gid = parse_unsigned("gid", val, 10, UINT32_MAX);
 		else if (!strcmp(key, "umask")) {
-			umask_val = strtoul(val, NULL, 10);
+			umask_val = parse_unsigned("umask", val, 10, 0777);
 			umask_set = 1;
 		} else if (!strcmp(key, "oom")) {
-			oom = strtol(val, NULL, 10);
+			oom = parse_signed("oom_score_adj", val, -1000, 1000);
 			oom_set = 1;
 		} else if (!strcmp(key, "nnp"))
 			nnp = 1;
 		else if (!strcmp(key, "lastcap"))
-			lastcap = strtol(val, NULL, 10);
+			lastcap = parse_signed("lastcap", val, 0, 63);
 		else if (!strcmp(key, "capb"))
-			capb = strtoull(val, NULL, 16);
+			capb = parse_unsigned("capb", val, 16, UINT64_MAX);
 		else if (!strcmp(key, "cape"))
-			cape = strtoull(val, NULL, 16);
+			cape = parse_unsigned("cape", val, 16, UINT64_MAX);
 		else if (!strcmp(key, "capp"))
-			capp = strtoull(val, NULL, 16);
+			capp = parse_unsigned("capp", val, 16, UINT64_MAX);
 		else if (!strcmp(key, "capi"))
-			capi = strtoull(val, NULL, 16);
+			capi = parse_unsigned("capi", val, 16, UINT64_MAX);
 		else if (!strcmp(key, "capa"))
-			capa = strtoull(val, NULL, 16);
+			capa = parse_unsigned("capa", val, 16, UINT64_MAX);
 		else if (!strcmp(key, "seccomp"))
-			seccomp_fd = strtol(val, NULL, 10);
+			seccomp_fd = parse_signed("seccomp fd", val, 0, INT_MAX);
 		else if (!strcmp(key, "seccompflags"))
-			seccomp_flags = strtoul(val, NULL, 10);
+			seccomp_flags = parse_unsigned("seccomp flags", val, 10, UINT32_MAX);
 		else if (!strcmp(key, "rlimit")) {
+			// "res:soft:hard"
+			char *soft = strchr(val, ':'), *hard = soft ? strchr(soft + 1, ':') : NULL;
 			struct rlimit rl;
 			int res;
-			unsigned long long soft, hard;
-			if (sscanf(val, "%d:%llu:%llu", &res, &soft, &hard) != 3)
-				report_error("exec: malformed rlimit %s", val);
-			rl.rlim_cur = soft;
-			rl.rlim_max = hard;
+			if (!hard)
+				report_error("malformed rlimit %s", quote(val));
+			*soft++ = 0;
+			*hard++ = 0;
+			res = parse_signed("rlimit resource", val, 0, RLIM_NLIMITS - 1);
+			rl.rlim_cur = parse_unsigned("rlimit", soft, 10, UINT64_MAX);
+			rl.rlim_max = parse_unsigned("rlimit", hard, 10, UINT64_MAX);
 			if (setrlimit(res, &rl) < 0)
-				report_error("set rlimit %d to %llu:%llu: %s", res, soft, hard, lower(errno));
+				report_error("set rlimit %d to %llu:%llu: %s", res, (unsigned long long)rl.rlim_cur,
+					     (unsigned long long)rl.rlim_max, lower(errno));
 		}
 	}
 	if (nargs == 0)
@@ -298,7 +340,6 @@ void exec_fast(const char *hex, int behind_proxy) {
 	}
 	if (seccomp_fd >= 0)
 		read_seccomp(seccomp_fd, &filter);
-	exe = look_path(argv[0], path);
 	if (chdir(cwd) < 0)
 		report_error("chdir to cwd %s: %s", quote(cwd), lower(errno));
 	{
@@ -306,6 +347,9 @@ void exec_fast(const char *hex, int behind_proxy) {
 		if (!getcwd(wd, sizeof(wd)) || wd[0] != '/')
 			report_error("cwd %s is outside the container root", quote(cwd));
 	}
+	// After the chdir, so a relative executable is found from the working
+	// directory, as runc does.
+	exe = look_path(argv[0], path);
 	if (filter.filter && !nnp)
 		load_seccomp(&filter, seccomp_flags);
 	for (c = 0; c <= lastcap; c++) {

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,35 @@ static void forward(int sig) {
 		kill(child_pid, sig);
 }
 
+// forwarded are the signals the proxy passes on: those someone sends to
+// ask the program something (stop, reload, dump, continue), plus the
+// real-time ones, which have no meaning of their own. The others keep
+// their default action. A fault (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
+// SIGSYS, SIGABRT) is the proxy's own: forwarded with SA_RESTART, the
+// faulting instruction would run again and fault forever; by default it
+// kills the proxy, and the child dies with it (PR_SET_PDEATHSIG).
+// SIGCHLD, SIGPIPE, SIGXCPU, SIGXFSZ, SIGPROF and SIGVTALRM speak of the
+// proxy's own child, writes, limits and timers, nothing of the program's.
+static int forwarded(int sig) {
+	switch (sig) {
+	case SIGHUP:
+	case SIGINT:
+	case SIGQUIT:
+	case SIGTERM:
+	case SIGUSR1:
+	case SIGUSR2:
+	case SIGALRM:
+	case SIGCONT:
+	case SIGTSTP:
+	case SIGTTIN:
+	case SIGTTOU:
+	case SIGWINCH:
+	case SIGURG:
+		return 1;
+	}
+	return sig >= SIGRTMIN && sig <= SIGRTMAX;
+}
+
 // proxy waits for the child, forwarding signals, and exits as it did.
 static void proxy(pid_t pid, sigset_t *oldmask) {
 	int sig, status;
@@ -47,9 +77,8 @@ static void proxy(pid_t pid, sigset_t *oldmask) {
 	sa.sa_flags = SA_RESTART;
 	sigfillset(&sa.sa_mask);
 	for (sig = 1; sig < NSIG; sig++) {
-		if (sig == SIGKILL || sig == SIGSTOP || sig == SIGCHLD)
-			continue;
-		sigaction(sig, &sa, NULL);
+		if (forwarded(sig))
+			sigaction(sig, &sa, NULL);
 	}
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
 	for (;;) {
@@ -102,7 +131,7 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 			errno = EINVAL;
 			fail("parse _BERTH_NSENTER");
 		}
-		fd = atoi(item + 2);
+		fd = parse_signed("_BERTH_NSENTER fd", item + 2, 0, INT_MAX);
 		if (item[0] == 'm') {
 			mntfd = fd;
 			continue;

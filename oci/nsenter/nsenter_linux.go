@@ -12,8 +12,9 @@
 //
 // Every namespace but mount is joined first. Joining a PID namespace only
 // affects children, so the constructor then forks: the parent stays behind
-// as a thin proxy that forwards signals to the child and exits with its
-// status (128+signal if it was killed), as nsenter(1) does; the child, now
+// as a thin proxy that forwards to the child the signals one sends to ask a
+// program something (not faults: see forwarded in nsenter.c) and exits
+// with its status (128+signal if it was killed); the child, now
 // in the container's PID namespace, sets PR_SET_PDEATHSIG so it dies with
 // the proxy, joins the cgroups, joins the mount namespace (which also moves
 // its root and cwd to the container's root) and lets the Go runtime start.
@@ -27,5 +28,5 @@
 // Outside the exec role the constructor does nothing.
 package nsenter
 
-// #cgo CFLAGS: -Wall
+// #cgo CFLAGS: -Wall -Wextra -Werror
 import "C"

@@ -2,7 +2,7 @@
 
 package monitorc
 
-// #cgo CFLAGS: -Wall -O2
+// #cgo CFLAGS: -Wall -Wextra -Werror -O2
 import "C"
 
 // Available says whether the C monitor is built into this binary.

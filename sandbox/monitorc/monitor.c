@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -65,7 +66,10 @@ struct attacher {
 	int out, err; // -1: not wanted; out is -1 for a free slot
 };
 
-static struct stream streams[2];
+// streams holds stdout, stderr and the console: the Go side passes the
+// pipes or the console, add_stream refuses a fourth.
+#define MAX_STREAMS 3
+static struct stream streams[MAX_STREAMS];
 static int nstreams;
 static struct conn conns[MAX_CONNS];
 static struct crilog crilog = {.fd = -1};
@@ -83,6 +87,21 @@ static long long now_ms(void) {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// parse_int reads all of s, the value of key, as an int from -1 (no fd)
+// up: no blank, nothing after it, no overflow.
+static int parse_int(const char *key, const char *s) {
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (!(*s == '-' || (*s >= '0' && *s <= '9')) || end == s || *end || errno || v < -1 || v > INT_MAX) {
+		dprintf(2, "berth-monitor-c: parse " ENV_SPEC ": %s=%s is no number\n", key, s);
+		_exit(1);
+	}
+	return v;
 }
 
 static void parse(const char *spec, struct params *p) {
@@ -105,7 +124,7 @@ static void parse(const char *spec, struct params *p) {
 		*eq = 0;
 		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 			if (!strcmp(item, keys[i].key))
-				*keys[i].into = atoi(eq + 1);
+				*keys[i].into = parse_int(item, eq + 1);
 	}
 	free(copy);
 	if (p->pid <= 0) {
@@ -136,6 +155,10 @@ static void close_others(struct params *p) {
 static void add_stream(int fd, const char *name) {
 	if (fd < 0)
 		return;
+	if (nstreams == MAX_STREAMS) {
+		dprintf(2, "berth-monitor-c: more than %d output streams\n", MAX_STREAMS);
+		_exit(1);
+	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	streams[nstreams].fd = fd;
 	streams[nstreams].name = name;
@@ -412,8 +435,13 @@ static int oom_killed(const char *file) {
 	close(fd);
 	buf[n] = 0;
 	for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		if (!strncmp(l, "oom_kill ", 9))
-			return strtoll(l + 9, NULL, 10) > 0;
+		if (!strncmp(l, "oom_kill ", 9)) {
+			char *end;
+			long long v;
+			errno = 0;
+			v = strtoll(l + 9, &end, 10);
+			return end != l + 9 && !errno && (*end == '\n' || !*end) && v > 0;
+		}
 	}
 	return 0;
 }
@@ -490,9 +518,9 @@ static void write_exit(struct wait_status *ws, int oom) {
 
 static void run(struct params *p) __attribute__((noreturn));
 static void run(struct params *p) {
-	struct pollfd pfd[2 + 2 + MAX_CONNS + MAX_ATTACH];
+	struct pollfd pfd[2 + MAX_STREAMS + MAX_CONNS + MAX_ATTACH];
 	struct attacher *pattach[MAX_ATTACH];
-	struct stream *pstream[2];
+	struct stream *pstream[MAX_STREAMS];
 	struct conn *pconn[MAX_CONNS];
 	struct wait_status ws = {0};
 	long long drain_deadline = 0;

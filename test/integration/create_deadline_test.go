@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,6 +33,19 @@ func startWithWrappedRunc(t *testing.T, handler, onCreate string) *harness.Daemo
 	}))
 }
 
+// sleeperRequest creates a container named name in pod that sleeps.
+func sleeperRequest(pod string, cfg *runtimeapi.PodSandboxConfig, image, name string) *runtimeapi.CreateContainerRequest {
+	return &runtimeapi.CreateContainerRequest{
+		PodSandboxId: pod,
+		Config: &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: name},
+			Image:    &runtimeapi.ImageSpec{Image: image},
+			Command:  []string{"sleep", "3600"},
+		},
+		SandboxConfig: cfg,
+	}
+}
+
 // TestCreateContainerOutlivesItsCallersDeadline gives CreateContainer a
 // deadline shorter than the runtime takes to create the container (a runc
 // that waits 2 s first). The caller gets DeadlineExceeded; berthd finishes
@@ -46,15 +60,7 @@ func TestCreateContainerOutlivesItsCallersDeadline(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	_, err := d.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
-		PodSandboxId: pod,
-		Config: &runtimeapi.ContainerConfig{
-			Metadata: &runtimeapi.ContainerMetadata{Name: "slow"},
-			Image:    &runtimeapi.ImageSpec{Image: image},
-			Command:  []string{"sleep", "3600"},
-		},
-		SandboxConfig: cfg,
-	})
+	_, err := d.Runtime.CreateContainer(ctx, sleeperRequest(pod, cfg, image, "slow"))
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("CreateContainer with a 500ms deadline on a 2s create: %v, want DeadlineExceeded", err)
 	}
@@ -119,6 +125,81 @@ func TestATTYContainerWhoseMonitorDiesInCreateLeavesNothing(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(filepath.Join(d.State, "containers")); len(left) != 0 {
 		t.Errorf("container state left after the failed create: %v", left)
+	}
+	mustStopPod(t, d, pod)
+	mustRemovePod(t, d, pod)
+}
+
+// TestTwoCreatesOfOneNameMakeOneContainerAndRepeatNoWork sends a second
+// CreateContainer with the same name while the first is inside the
+// runtime's create (held there by a runc wrapper until released), as
+// kubelet does when it retries after its deadline. The second is refused
+// with AlreadyExists at once, without reaching the runtime; the first
+// makes the one container; nothing is left behind once the pod is gone.
+func TestTwoCreatesOfOneNameMakeOneContainerAndRepeatNoWork(t *testing.T) {
+	dir := t.TempDir()
+	creates, release := filepath.Join(dir, "creates"), filepath.Join(dir, "release")
+	d := startWithWrappedRunc(t, "gated", fmt.Sprintf("{ echo >> %s; while [ ! -e %s ]; do sleep 0.05; done; } && break", creates, release))
+	image := pullPodTestImage(t, d)
+	cfg := podConfig(d, "one-name")
+	pod := mustRunPodWith(t, d, cfg, "gated")
+	req := sleeperRequest(pod, cfg, image, "twice")
+	type result struct {
+		id  string
+		err error
+	}
+	results := make(chan result, 2)
+	create := func() {
+		resp, err := d.Runtime.CreateContainer(ctxFor(t), req)
+		results <- result{resp.GetContainerId(), err}
+	}
+	runtimeCreates := func() int {
+		b, _ := os.ReadFile(creates)
+		return len(b)
+	}
+	go create()
+	for runtimeCreates() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	go create()
+	// Until the second answers, or reaches the runtime as well.
+	var got []result
+	for len(got) == 0 && runtimeCreates() < 2 {
+		select {
+		case r := <-results:
+			got = append(got, r)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if n := runtimeCreates(); n != 1 {
+		t.Errorf("the runtime was asked to create %d times, want once: the second call repeated the work", n)
+	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for len(got) < 2 {
+		got = append(got, <-results)
+	}
+	var ok, exists int
+	for _, r := range got {
+		switch {
+		case r.err == nil:
+			ok++
+		case status.Code(r.err) == codes.AlreadyExists:
+			exists++
+		default:
+			t.Errorf("CreateContainer: %v, want success or AlreadyExists", r.err)
+		}
+	}
+	if ok != 1 || exists != 1 {
+		t.Errorf("%d creates succeeded and %d got AlreadyExists, want one each", ok, exists)
+	}
+	resp, err := d.Runtime.ListContainers(ctxFor(t), &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: pod}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Containers) != 1 {
+		t.Errorf("the pod has %d containers, want 1: %v", len(resp.Containers), resp.Containers)
 	}
 	mustStopPod(t, d, pod)
 	mustRemovePod(t, d, pod)

@@ -154,6 +154,25 @@ func TestSIGTERMStopsCleanlyAndRemovesTheSocket(t *testing.T) {
 	}
 }
 
+// SIGHUP, which a daemon gets when its terminal goes away (and which nohup
+// would ignore, were the ignore not reset for the containers' sake), is
+// logged and otherwise ignored.
+func TestSIGHUPLeavesBerthdServing(t *testing.T) {
+	d := harness.Start(t)
+	if err := syscall.Kill(d.Pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(d.Logs(), "SIGHUP ignored") {
+		if !d.Running() {
+			t.Fatalf("berthd exited on SIGHUP; log:\n%s", d.Logs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := d.Runtime.Version(ctxFor(t), &runtimeapi.VersionRequest{}); err != nil || !d.Running() {
+		t.Fatalf("berthd after SIGHUP: Version %v, running %v", err, d.Running())
+	}
+}
+
 func TestEveryRPCIsLoggedAtDebugWithMethodDurationAndCode(t *testing.T) {
 	d := harness.Start(t)
 	if _, err := d.Runtime.CheckpointContainer(ctxFor(t), &runtimeapi.CheckpointContainerRequest{ContainerId: "c0ffee"}); err == nil {
