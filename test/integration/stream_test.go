@@ -43,6 +43,12 @@ var protocols = []string{"spdy", "websocket"}
 // executor connects to a streaming URL as kubectl does.
 func executor(t *testing.T, protocol, rawURL string) remotecommand.Executor {
 	t.Helper()
+	return executorWith(t, &rest.Config{}, protocol, rawURL)
+}
+
+// executorWith is executor with the client's TLS settings in cfg.
+func executorWith(t *testing.T, cfg *rest.Config, protocol, rawURL string) remotecommand.Executor {
+	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
@@ -50,9 +56,9 @@ func executor(t *testing.T, protocol, rawURL string) remotecommand.Executor {
 	var ex remotecommand.Executor
 	switch protocol {
 	case "spdy":
-		ex, err = remotecommand.NewSPDYExecutor(&rest.Config{}, "POST", u)
+		ex, err = remotecommand.NewSPDYExecutor(cfg, "POST", u)
 	case "websocket":
-		ex, err = remotecommand.NewWebSocketExecutorForProtocols(&rest.Config{}, "GET", rawURL, "v4.channel.k8s.io")
+		ex, err = remotecommand.NewWebSocketExecutorForProtocols(cfg, "GET", rawURL, "v4.channel.k8s.io")
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -274,14 +280,7 @@ func TestExecAndPortForwardRefuseBadRequestsAndStaleTokens(t *testing.T) {
 			t.Fatalf("first use of the URL: %v", err)
 		}
 		for _, bad := range []string{u, u[:strings.LastIndex(u, "/")+1] + "AAAAAAAA"} {
-			resp, err := http.Post(bad, "text/plain", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNotFound {
-				t.Errorf("POST %s: %s, want 404", bad, resp.Status)
-			}
+			checkNotFound(t, bad)
 			if err := executor(t, "spdy", bad).StreamWithContext(ctxFor(t), remotecommand.StreamOptions{Stdout: io.Discard}); err == nil {
 				t.Errorf("exec through a used or unknown token %s succeeded", bad)
 			}
@@ -298,6 +297,20 @@ func TestExecAndPortForwardRefuseBadRequestsAndStaleTokens(t *testing.T) {
 			t.Errorf("PortForward of a stopped pod: %v, want FailedPrecondition", err)
 		}
 	})
+}
+
+// checkNotFound checks that the streaming server answers a POST of u
+// with 404, as it does for an unknown, used or expired token.
+func checkNotFound(t *testing.T, u string) {
+	t.Helper()
+	resp, err := http.Post(u, "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("POST %s: %s, want 404", u, resp.Status)
+	}
 }
 
 // forward starts a port-forward of berthd's URL for pod to a local port
