@@ -52,7 +52,7 @@ func TestTheNodeIsReadyAndRunsOnBerth(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := version.ParseSemantic(v.RuntimeVersion); err != nil {
-		t.Skipf("waits for issue 12 part 3 (a version kubelet can parse): berthd reports RuntimeVersion %q (%v), so kubelet shows %q",
+		t.Fatalf("berthd reports RuntimeVersion %q, which kubelet cannot parse (%v), so kubelet shows %q",
 			v.RuntimeVersion, err, info.ContainerRuntimeVersion)
 	}
 	want := "berth://" + v.RuntimeVersion
