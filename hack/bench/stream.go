@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berth-runtime/berth/hack/bench/report"
+	"google.golang.org/protobuf/proto"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -22,12 +23,24 @@ import (
 
 // execStream runs `true` in p's container -execs times over the streaming
 // URL, non-TTY with stdout and stderr (`kubectl exec pod -- true`), and
-// records p50 and p99 of each, from the Exec call to the exit status.
+// records p50 and p99 of each, from the Exec call to the exit status; then
+// the same against the null CRI server, as the floor.
 func (r *runner) execStream(ctx context.Context, p pod) error {
-	var ms []float64
-	for i := 0; i < r.o.execs; i++ {
-		d, err := timed(ctx, func(ctx context.Context) error {
-			resp, err := r.rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: p.container, Cmd: []string{"true"}, Stdout: true, Stderr: true})
+	err := r.execStreamLoop(ctx, r.rt, p.container, "exec_stream")
+	if err != nil {
+		return err
+	}
+	return r.onNullCRI(ctx, func(rt runtimeapi.RuntimeServiceClient) error {
+		return r.execStreamLoop(ctx, rt, "null", "exec_stream.floor")
+	})
+}
+
+// execStreamLoop records the streaming execs of `true` in container id
+// through rt as <figure>.p50 and .p99.
+func (r *runner) execStreamLoop(ctx context.Context, rt runtimeapi.RuntimeServiceClient, id, figure string) error {
+	return r.samples(figure, func() (time.Duration, error) {
+		return timed(ctx, func(ctx context.Context) error {
+			resp, err := rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: id, Cmd: []string{"true"}, Stdout: true, Stderr: true})
 			if err != nil {
 				return fmt.Errorf("Exec: %w", err)
 			}
@@ -38,13 +51,42 @@ func (r *runner) execStream(ctx context.Context, p pod) error {
 			// An exit status other than 0 is an error here.
 			return ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: io.Discard, Stderr: io.Discard})
 		})
+	})
+}
+
+// samples takes one sample -execs times, one after another, and records
+// their p50 and p99 as <figure>.p50 and .p99.
+func (r *runner) samples(figure string, one func() (time.Duration, error)) error {
+	var ms []float64
+	for i := 0; i < r.o.execs; i++ {
+		d, err := one()
 		if err != nil {
-			return fmt.Errorf("streaming exec %d: %w", i, err)
+			return fmt.Errorf("%s %d: %w", figure, i, err)
 		}
 		ms = append(ms, report.Millis(d))
 	}
-	r.out.Set("exec_stream.p50", report.Percentile(ms, 50))
-	r.out.Set("exec_stream.p99", report.Percentile(ms, 99))
+	r.out.Set(figure+".p50", report.Percentile(ms, 50))
+	r.out.Set(figure+".p99", report.Percentile(ms, 99))
+	return nil
+}
+
+// onNullCRI runs f against a null CRI server started for it (with empty
+// lists: f makes no list call).
+func (r *runner) onNullCRI(ctx context.Context, f func(runtimeapi.RuntimeServiceClient) error) error {
+	null, err := startNullCRI(ctx, r.dir, map[string]proto.Message{
+		listCallNames[0]: &runtimeapi.ListPodSandboxResponse{},
+		listCallNames[1]: &runtimeapi.ListContainersResponse{},
+		listCallNames[2]: &runtimeapi.ListContainerStatsResponse{},
+	})
+	if err == nil {
+		err = f(null.rt)
+		if cerr := null.close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("floor: %w", err)
+	}
 	return nil
 }
 
@@ -56,6 +98,7 @@ func (r *runner) execStream(ctx context.Context, p pod) error {
 // would burn a core), so the figure is the attach's setup plus one round
 // trip through the container's stdio. The pod is started from no
 // streaming pod and removed afterwards; it is returned if it could not be.
+// The same attaches to the null CRI server are the floor.
 func (r *runner) attachFirstByte(ctx context.Context) ([]pod, error) {
 	r.attachable = true
 	pods, err := r.startPods(ctx, 1, 1)
@@ -64,19 +107,12 @@ func (r *runner) attachFirstByte(ctx context.Context) ([]pod, error) {
 		err = fmt.Errorf("the attach pod is not running")
 	}
 	if err == nil {
-		var ms []float64
-		for i := 0; i < r.o.execs && err == nil; i++ {
-			var d time.Duration
-			if d, err = r.attachOnce(ctx, pods[0].container); err != nil {
-				err = fmt.Errorf("attach %d: %w", i, err)
-			} else {
-				ms = append(ms, report.Millis(d))
-			}
-		}
-		if err == nil {
-			r.out.Set("attach.first_byte.p50", report.Percentile(ms, 50))
-			r.out.Set("attach.first_byte.p99", report.Percentile(ms, 99))
-		}
+		err = r.attachLoop(ctx, r.rt, pods[0].container, "attach.first_byte")
+	}
+	if err == nil {
+		err = r.onNullCRI(ctx, func(rt runtimeapi.RuntimeServiceClient) error {
+			return r.attachLoop(ctx, rt, "null", "attach.first_byte.floor")
+		})
 	}
 	left, terr := r.podTeardown(context.WithoutCancel(ctx), "", pods, 1)
 	if err == nil {
@@ -85,14 +121,20 @@ func (r *runner) attachFirstByte(ctx context.Context) ([]pod, error) {
 	return left, err
 }
 
+// attachLoop records -execs attaches to container id through rt as
+// <figure>.p50 and .p99.
+func (r *runner) attachLoop(ctx context.Context, rt runtimeapi.RuntimeServiceClient, id, figure string) error {
+	return r.samples(figure, func() (time.Duration, error) { return attachOnce(ctx, rt, id) })
+}
+
 // attachOnce attaches to id with stdin and stdout, sends a line, and
 // returns the time from the Attach call to the first byte back. It
 // detaches before it returns.
-func (r *runner) attachOnce(ctx context.Context, id string) (time.Duration, error) {
+func attachOnce(ctx context.Context, rt runtimeapi.RuntimeServiceClient, id string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := r.rt.Attach(ctx, &runtimeapi.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Stderr: true})
+	resp, err := rt.Attach(ctx, &runtimeapi.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
 		return 0, fmt.Errorf("Attach: %w", err)
 	}

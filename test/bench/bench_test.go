@@ -86,7 +86,8 @@ func TestShortRunAgainstBerthReportsEveryFigure(t *testing.T) {
 		}
 	})
 	t.Run("the streaming exec and attach workloads ran", func(t *testing.T) {
-		for _, name := range []string{"exec_stream.p50", "exec_stream.p99", "attach.first_byte.p50", "attach.first_byte.p99"} {
+		for _, name := range []string{"exec_stream.p50", "exec_stream.p99", "exec_stream.floor.p50", "exec_stream.floor.p99",
+			"attach.first_byte.p50", "attach.first_byte.p99", "attach.first_byte.floor.p50", "attach.first_byte.floor.p99"} {
 			if _, ok := res.Value(name, report.Berth); !ok {
 				t.Errorf("%s not reported", name)
 			}
