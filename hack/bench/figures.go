@@ -29,6 +29,9 @@ func catalog() []report.Figure {
 	}
 	add("ms", pcts("exec_sync", "p50", "p99")...)
 	add("ms", pcts("exec_sync.seccomp", "p50", "p99")...)
+	for _, f := range []string{"exec_stream", "exec_stream.floor", "attach.first_byte", "attach.first_byte.floor"} {
+		add("ms", pcts(f, "p50", "p99")...)
+	}
 	for _, call := range listCallNames {
 		add("ms", pcts("list."+call, "p50", "p99")...)
 		add("ms", pcts("list."+call+".floor", "p50", "p99")...)

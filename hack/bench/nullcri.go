@@ -7,12 +7,22 @@ package main
 // what any runtime's answer costs on this machine: the gRPC transport, the
 // encoding and decoding of the same bytes, and the two processes sharing
 // the CPUs. The list workload reports its figures as the calls' floor.
+//
+// It also answers Exec and Attach with URLs of a k8s.io/cri-streaming
+// server of its own, the library Berth and containerd serve streams with,
+// behind which an exec ends at once with status 0 (as `true` does) and an
+// attach echoes its stdin: the streaming workloads' floor, what the CRI
+// call, the library's server, client-go's SPDY client and the machine cost
+// with no container behind them.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -23,6 +33,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 )
 
 // nullCRIEnv names the variable that makes the benchmark binary a null
@@ -139,6 +151,7 @@ type nullRuntime struct {
 	ctrs   *runtimeapi.ListContainersResponse
 	stats  *runtimeapi.ListContainerStatsResponse
 	status *runtimeapi.StatusResponse
+	stream streaming.Server
 }
 
 func (n *nullRuntime) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
@@ -161,6 +174,52 @@ func (n *nullRuntime) ListContainerStats(context.Context, *runtimeapi.ListContai
 	return n.stats, nil
 }
 
+func (n *nullRuntime) Exec(_ context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
+	return n.stream.GetExec(req)
+}
+
+func (n *nullRuntime) Attach(_ context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
+	return n.stream.GetAttach(req)
+}
+
+// nullStreams is the streaming runtime behind the null CRI server.
+type nullStreams struct{}
+
+// Exec ends at once with status 0.
+func (nullStreams) Exec(context.Context, string, []string, io.Reader, io.WriteCloser, io.WriteCloser, bool, <-chan remotecommand.TerminalSize) error {
+	return nil
+}
+
+// Attach echoes stdin to stdout until the client goes.
+func (nullStreams) Attach(_ context.Context, _ string, in io.Reader, out, _ io.WriteCloser, _ bool, _ <-chan remotecommand.TerminalSize) error {
+	if in != nil {
+		_, _ = io.Copy(out, in)
+	}
+	return nil
+}
+
+func (nullStreams) PortForward(context.Context, string, int32, io.ReadWriteCloser) error {
+	return errors.New("the null CRI server forwards no port")
+}
+
+// serveNullStreams serves a streaming server on a free loopback port.
+func serveNullStreams() (streaming.Server, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	cfg := streaming.DefaultConfig
+	cfg.Addr = l.Addr().String()
+	cfg.BaseURL = &url.URL{Scheme: "http", Host: cfg.Addr}
+	s, err := streaming.NewServer(cfg, nullStreams{})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	go http.Serve(l, s) // until the process ends
+	return s, nil
+}
+
 // serveNullCRI serves a null CRI server on dir/cri.sock until SIGTERM.
 func serveNullCRI(dir string) error {
 	n := &nullRuntime{
@@ -179,6 +238,10 @@ func serveNullCRI(dir string) error {
 		if err := proto.Unmarshal(data, m); err != nil {
 			return fmt.Errorf("%s response: %w", name, err)
 		}
+	}
+	var err error
+	if n.stream, err = serveNullStreams(); err != nil {
+		return fmt.Errorf("streaming server: %w", err)
 	}
 	sock := filepath.Join(dir, "cri.sock")
 	_ = os.Remove(sock) // left by a server that was killed

@@ -132,6 +132,9 @@ func (r *runner) startPod(ctx context.Context, i int) (pod, podTimes, error) {
 			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: nsOpts},
 		},
 	}
+	if r.attachable {
+		ccfg.Command, ccfg.Stdin = []string{"/bin/cat"}, true
+	}
 	if r.seccomp {
 		ccfg.Linux.SecurityContext.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
 	}

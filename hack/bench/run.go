@@ -35,6 +35,7 @@ type runner struct {
 	busyboxRef string // what PullImage returned for busybox
 	next       int    // pods started so far, for unique names
 	seccomp    bool   // containers started now get the RuntimeDefault seccomp profile
+	attachable bool   // containers started now run cat on an open stdin
 }
 
 // workloadSleep is the argument of every container's sleep: it tells
@@ -137,22 +138,31 @@ func (r *runner) run(ctx context.Context) (*report.Run, string) {
 			running = append(running, p)
 		}
 	}
+	var attachLeft []pod // the attach pod, if it could not be removed
 	if len(running) > 0 {
 		r.step(ctx, "exec_sync", func(ctx context.Context) error { return r.execSync(ctx, running[0]) })
 		r.step(ctx, "list", func(ctx context.Context) error { return r.lists(ctx, len(running)) })
 		r.step(ctx, "memory_pods", func(ctx context.Context) error { return r.memoryPods(len(running)) })
 		r.step(ctx, "cpu", func(ctx context.Context) error { return r.cpu(ctx, len(running)) })
+		// The streaming workloads come after the memory and CPU figures:
+		// the streams' state must not weigh on them.
+		r.step(ctx, "exec_stream", func(ctx context.Context) error { return r.execStream(ctx, running[0]) })
+		r.step(ctx, "attach", func(ctx context.Context) error {
+			var err error
+			attachLeft, err = r.attachFirstByte(ctx)
+			return err
+		})
 		if r.profile {
 			r.step(ctx, "profile", r.captureProfiles)
 		}
 	} else {
-		for _, wl := range []string{"exec_sync", "list", "memory_pods", "cpu"} {
+		for _, wl := range []string{"exec_sync", "list", "memory_pods", "cpu", "exec_stream", "attach"} {
 			r.out.Fail(wl, errors.New("no pod is running"))
 		}
 	}
 	left, err := r.podTeardown(ctx, "seq", seq, 1)
 	r.record("pod_teardown.seq", err)
-	pods = left
+	pods = append(attachLeft, left...)
 	left, err = r.podTeardown(ctx, "par", par, r.o.parallel)
 	r.record("pod_teardown.par", err)
 	pods = append(pods, left...)

@@ -85,6 +85,14 @@ func TestShortRunAgainstBerthReportsEveryFigure(t *testing.T) {
 			}
 		}
 	})
+	t.Run("the streaming exec and attach workloads ran", func(t *testing.T) {
+		for _, name := range []string{"exec_stream.p50", "exec_stream.p99", "exec_stream.floor.p50", "exec_stream.floor.p99",
+			"attach.first_byte.p50", "attach.first_byte.p99", "attach.first_byte.floor.p50", "attach.first_byte.floor.p99"} {
+			if _, ok := res.Value(name, report.Berth); !ok {
+				t.Errorf("%s not reported", name)
+			}
+		}
+	})
 	t.Run("the sibling image fetches only its own layers", func(t *testing.T) {
 		// A count, not a timing: shared layers must not be downloaded again.
 		if v, ok := res.Value("pull.sibling.layers_fetched", report.Berth); !ok || v != 2 {

@@ -52,7 +52,7 @@ func TestTheNodeIsReadyAndRunsOnBerth(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := version.ParseSemantic(v.RuntimeVersion); err != nil {
-		t.Errorf("berthd reports RuntimeVersion %q, which kubelet cannot parse (%v): it shows %q",
+		t.Fatalf("berthd reports RuntimeVersion %q, which kubelet cannot parse (%v), so kubelet shows %q",
 			v.RuntimeVersion, err, info.ContainerRuntimeVersion)
 	}
 	want := "berth://" + v.RuntimeVersion

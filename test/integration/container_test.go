@@ -39,13 +39,19 @@ type ctrEnv struct {
 // forEachHandler runs fn as a subtest per handler, on one daemon with the
 // busybox image pulled, started with opts.
 func forEachHandler(t *testing.T, fn func(t *testing.T, e *ctrEnv), opts ...harness.Option) {
+	forHandlers(t, handlers, fn, opts...)
+}
+
+// forHandlers is forEachHandler for the handlers hs only, for a test of
+// what no handler changes (the streaming server's transport, say).
+func forHandlers(t *testing.T, hs []string, fn func(t *testing.T, e *ctrEnv), opts ...harness.Option) {
 	d := harness.Start(t, opts...)
 	reg := registry.Start(t)
 	ref := reg.Push(t, "library/busybox:latest", images.Busybox())
 	if _, err := d.Images.PullImage(ctxFor(t), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
 		t.Fatalf("PullImage %s: %v", ref, err)
 	}
-	for _, h := range handlers {
+	for _, h := range hs {
 		t.Run(h, func(t *testing.T) {
 			name := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
 			if len(name) > 40 {

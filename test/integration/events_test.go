@@ -208,50 +208,86 @@ func TestContainerEventsSubscriberThatNeverReadsIsDroppedAndBlocksNothing(t *tes
 		ballastID := e.mustCreate(t, heavy)
 		_ = reader.next(t, ballastID)
 
-		// 210 lifecycle events (created, stopped by the removal, deleted),
-		// far more than the idle subscriber's queue.
-		const rounds = 70
-		var ids []string
-		for i := range rounds {
-			// The call's normal deadline, on the idle subscriber's connection.
+		// create makes a container on the idle subscriber's connection,
+		// with the call's normal deadline.
+		create := func(name string) string {
+			t.Helper()
 			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+			defer cancel()
 			resp, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
-				PodSandboxId: e.pod, Config: e.config(fmt.Sprintf("c%d", i), "true"), SandboxConfig: e.podCfg})
-			cancel()
+				PodSandboxId: e.pod, Config: e.config(name, "true"), SandboxConfig: e.podCfg})
 			if err != nil {
-				t.Fatalf("CreateContainer %d with a subscriber that never reads: %v", i, err)
+				t.Fatalf("CreateContainer %s with a subscriber that never reads: %v", name, err)
 			}
-			ctx, cancel = context.WithTimeout(context.Background(), callTimeout)
-			_, err = rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: resp.ContainerId})
+			return resp.ContainerId
+		}
+
+		// First fill the idle subscriber past its bound: 210 lifecycle
+		// events (created, stopped by the removal, deleted), far more
+		// than its queue (128) and what gRPC's windows hold of 64 KiB
+		// events (a few).
+		const rounds = 70
+		var fill []string
+		for i := range rounds {
+			id := create(fmt.Sprintf("c%d", i))
+			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+			_, err = rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id})
 			cancel()
 			if err != nil {
 				t.Fatalf("RemoveContainer %d: %v", i, err)
 			}
-			ids = append(ids, resp.ContainerId)
+			fill = append(fill, id)
+		}
+		// Then create containers, with that subscriber still not reading.
+		var after []string
+		for i := range 10 {
+			after = append(after, create(fmt.Sprintf("after%d", i)))
+		}
+		for _, id := range after {
+			if st := e.mustStatus(t, id); st.State != runtimeapi.ContainerState_CONTAINER_CREATED {
+				t.Errorf("container %s created past the full queue: %v, want CREATED", id, st.State)
+			}
 		}
 
-		// The subscriber that reads got every one, in order.
-		for i, id := range ids {
+		// The subscriber that reads got every event, in order.
+		var order []string // the reader's events, as "type id"
+		all := append(append([]string{}, fill...), after...)
+		for i, id := range fill {
 			for _, want := range []runtimeapi.ContainerEventType{
 				runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT,
 				runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT,
 			} {
-				if x := reader.next(t, ids...); x.ContainerId != id || x.ContainerEventType != want {
+				x := reader.next(t, all...)
+				if x.ContainerId != id || x.ContainerEventType != want {
 					t.Fatalf("reader: event %d is %v of %s, want %v of %s", i, x.ContainerEventType, x.ContainerId, want, id)
 				}
+				order = append(order, fmt.Sprint(x.ContainerEventType, " ", x.ContainerId))
+			}
+		}
+		for _, id := range after {
+			if x := reader.next(t, all...); x.ContainerId != id || x.ContainerEventType != runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT {
+				t.Fatalf("reader: %v of %s, want CREATED of %s", x.ContainerEventType, x.ContainerId, id)
 			}
 		}
 
-		// The idle one was dropped: reading now gives what was in flight,
-		// far fewer than the 210, then ResourceExhausted.
+		// The idle one was dropped while the queue was being filled:
+		// reading now gives what was in flight, the first of the same
+		// events in the same order, none of the containers created after
+		// the fill, then ResourceExhausted.
 		n := 0
 		for {
-			_, err := idle.Recv()
+			x, err := idle.Recv()
 			if err != nil {
 				if status.Code(err) != codes.ResourceExhausted {
 					t.Fatalf("idle subscriber ended with %v after %d events, want ResourceExhausted", err, n)
 				}
 				break
+			}
+			if x.ContainerId == ballastID {
+				continue
+			}
+			if got := fmt.Sprint(x.ContainerEventType, " ", x.ContainerId); n >= len(order) || got != order[n] {
+				t.Fatalf("idle subscriber's event %d is %s; the fill's events are %d, that one %q", n, got, len(order), order[min(n, len(order)-1)])
 			}
 			n++
 		}

@@ -25,7 +25,6 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
@@ -44,6 +43,12 @@ var protocols = []string{"spdy", "websocket"}
 // executor connects to a streaming URL as kubectl does.
 func executor(t *testing.T, protocol, rawURL string) remotecommand.Executor {
 	t.Helper()
+	return executorWith(t, &rest.Config{}, protocol, rawURL)
+}
+
+// executorWith is executor with the client's TLS settings in cfg.
+func executorWith(t *testing.T, cfg *rest.Config, protocol, rawURL string) remotecommand.Executor {
+	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
@@ -51,9 +56,9 @@ func executor(t *testing.T, protocol, rawURL string) remotecommand.Executor {
 	var ex remotecommand.Executor
 	switch protocol {
 	case "spdy":
-		ex, err = remotecommand.NewSPDYExecutor(&rest.Config{}, "POST", u)
+		ex, err = remotecommand.NewSPDYExecutor(cfg, "POST", u)
 	case "websocket":
-		ex, err = remotecommand.NewWebSocketExecutorForProtocols(&rest.Config{}, "GET", rawURL, "v4.channel.k8s.io")
+		ex, err = remotecommand.NewWebSocketExecutorForProtocols(cfg, "GET", rawURL, "v4.channel.k8s.io")
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -275,14 +280,7 @@ func TestExecAndPortForwardRefuseBadRequestsAndStaleTokens(t *testing.T) {
 			t.Fatalf("first use of the URL: %v", err)
 		}
 		for _, bad := range []string{u, u[:strings.LastIndex(u, "/")+1] + "AAAAAAAA"} {
-			resp, err := http.Post(bad, "text/plain", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNotFound {
-				t.Errorf("POST %s: %s, want 404", bad, resp.Status)
-			}
+			checkNotFound(t, bad)
 			if err := executor(t, "spdy", bad).StreamWithContext(ctxFor(t), remotecommand.StreamOptions{Stdout: io.Discard}); err == nil {
 				t.Errorf("exec through a used or unknown token %s succeeded", bad)
 			}
@@ -301,9 +299,26 @@ func TestExecAndPortForwardRefuseBadRequestsAndStaleTokens(t *testing.T) {
 	})
 }
 
+// checkNotFound checks that the streaming server answers a POST of u
+// with 404, as it does for an unknown, used or expired token.
+func checkNotFound(t *testing.T, u string) {
+	t.Helper()
+	resp, err := http.Post(u, "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("POST %s: %s, want 404", u, resp.Status)
+	}
+}
+
 // forward starts a port-forward of berthd's URL for pod to a local port
-// and returns that port; errors the server sends are collected in logs.
-func forward(t *testing.T, d runtimeapi.RuntimeServiceClient, protocol, pod string, port int, logs *syncBuffer) (local uint16, forwarded <-chan error) {
+// over SPDY, as kubelet and kubectl do, and returns that port; errors the
+// server sends are collected in logs. (kubectl's SPDY-over-WebSocket
+// tunnel ends at the API server; the streaming server's own WebSocket
+// port-forward protocol is tested by checkWebSocketPortForward.)
+func forward(t *testing.T, d runtimeapi.RuntimeServiceClient, pod string, port int, logs *syncBuffer) (local uint16, forwarded <-chan error) {
 	t.Helper()
 	resp, err := d.PortForward(ctxFor(t), &runtimeapi.PortForwardRequest{PodSandboxId: pod, Port: []int32{int32(port)}})
 	if err != nil {
@@ -313,19 +328,11 @@ func forward(t *testing.T, d runtimeapi.RuntimeServiceClient, protocol, pod stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dialer httpstream.Dialer
-	switch protocol {
-	case "spdy":
-		transport, upgrader, err := spdy.RoundTripperFor(&rest.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dialer = spdy.NewDialer(upgrader, &http.Client{Transport: transport}, "POST", u)
-	case "websocket":
-		if dialer, err = portforward.NewSPDYOverWebsocketDialer(u, &rest.Config{}); err != nil {
-			t.Fatal(err)
-		}
+	transport, upgrader, err := spdy.RoundTripperFor(&rest.Config{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, "POST", u)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	logger := funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{})
@@ -340,7 +347,7 @@ func forward(t *testing.T, d runtimeapi.RuntimeServiceClient, protocol, pod stri
 	select {
 	case <-ready:
 	case err := <-done:
-		t.Fatalf("port-forward over %s: %v", protocol, err)
+		t.Fatalf("port-forward: %v", err)
 	}
 	ports, err := fw.GetPorts()
 	if err != nil || len(ports) != 1 {
@@ -393,9 +400,9 @@ func httpGet(t *testing.T, port uint16, path string) string {
 
 // checkPortForward runs the port-forward cases against pod p, whose
 // container serves index.html over HTTP on 8080 and echoes on 9000.
-func checkPortForward(t *testing.T, p *ctrEnv, proto string) {
+func checkPortForward(t *testing.T, p *ctrEnv) {
 	var logs syncBuffer
-	local, _ := forward(t, p.d.Runtime, proto, p.pod, 8080, &logs)
+	local, _ := forward(t, p.d.Runtime, p.pod, 8080, &logs)
 	if got := httpGet(t, local, "/index.html"); got != "hello from the pod\n" {
 		t.Errorf("HTTP through the forward: %q", got)
 	}
@@ -425,7 +432,7 @@ func checkPortForward(t *testing.T, p *ctrEnv, proto string) {
 	}
 
 	// 100 MiB each way through the echo server arrive intact.
-	echoPort, _ := forward(t, p.d.Runtime, proto, p.pod, 9000, &logs)
+	echoPort, _ := forward(t, p.d.Runtime, p.pod, 9000, &logs)
 	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", echoPort))
 	if err != nil {
 		t.Fatal(err)
@@ -447,7 +454,7 @@ func checkPortForward(t *testing.T, p *ctrEnv, proto string) {
 
 	// A port nothing listens on: the connection ends and the server's
 	// error names the refusal.
-	closedPort, done := forward(t, p.d.Runtime, proto, p.pod, 9, &logs)
+	closedPort, done := forward(t, p.d.Runtime, p.pod, 9, &logs)
 	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", closedPort))
 	if err != nil {
 		t.Fatal(err)
@@ -491,7 +498,7 @@ func TestPortForwardToAHostNetworkPod(t *testing.T) {
 		for _, proto := range []string{"spdy"} {
 			t.Run(proto, func(t *testing.T) {
 				var logs syncBuffer
-				local, _ := forward(t, e.d.Runtime, proto, e.pod, port, &logs)
+				local, _ := forward(t, e.d.Runtime, e.pod, port, &logs)
 				c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", local))
 				if err != nil {
 					t.Fatal(err)
@@ -505,6 +512,11 @@ func TestPortForwardToAHostNetworkPod(t *testing.T) {
 				}
 			})
 		}
+		t.Run("websocket", func(t *testing.T) {
+			f := openWSForward(t, e.d.Runtime, e.pod, int32(port))
+			f.send(t, 0, "ping\n")
+			f.waitFor(t, 0, "ping\n")
+		})
 	})
 }
 
@@ -537,7 +549,8 @@ func TestPortForwardToAPodsNetworkNamespace(t *testing.T) {
 					t.Fatalf("the servers in the pod do not listen: %v %s", err, resp.GetStderr())
 				}
 			}
-			checkPortForward(t, p, "spdy")
+			checkPortForward(t, p)
+			checkWebSocketPortForward(t, p)
 		})
 	}
 }
@@ -641,23 +654,27 @@ func TestAttachSeesLiveOutputTakesStdinAndDetaches(t *testing.T) {
 
 func TestAttachStdinOnceClosesTheContainersStdinAfterTheFirstAttach(t *testing.T) {
 	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
-		cfg := e.config("once", "cat; echo stdin-closed; sleep 3600")
-		cfg.Stdin, cfg.StdinOnce = true, true
-		id := e.mustRun(t, cfg)
-		// The attach goes on after its stdin ends (the container runs on);
-		// the client detaches once it has seen the container's answer.
-		out := newSignalWriter("stdin-closed")
-		ctx, cancel := context.WithCancel(ctxFor(t))
-		done := make(chan error, 1)
-		go func() { done <- e.attach(ctx, t, "spdy", id, false, strings.NewReader("one line\n"), out, nil) }()
-		waitFor(t, out, "attach with stdin_once")
-		cancel()
-		<-done
-		if log := logContent(t, filepath.Join(e.logDir, cfg.LogPath)); !strings.Contains(log, "one line") {
-			t.Errorf("the first attach's stdin did not arrive: %q", log)
-		}
-		if st := e.mustStatus(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-			t.Errorf("container state after stdin_once: %v", st.State)
+		for _, proto := range protocols {
+			t.Run(proto, func(t *testing.T) {
+				cfg := e.config("once-"+proto, "cat; echo stdin-closed; sleep 3600")
+				cfg.Stdin, cfg.StdinOnce = true, true
+				id := e.mustRun(t, cfg)
+				// The client detaches once the container has echoed its
+				// line: over SPDY its stdin has ended by then, over
+				// WebSocket v4 (which cannot say so) the attach's end
+				// closes the container's stdin.
+				out := newSignalWriter("one line")
+				ctx, cancel := context.WithCancel(ctxFor(t))
+				done := make(chan error, 1)
+				go func() { done <- e.attach(ctx, t, proto, id, false, strings.NewReader("one line\n"), out, nil) }()
+				waitFor(t, out, "attach with stdin_once")
+				cancel()
+				<-done
+				waitLog(t, filepath.Join(e.logDir, cfg.LogPath), "stdin-closed")
+				if st := e.mustStatus(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+					t.Errorf("container state after stdin_once: %v", st.State)
+				}
+			})
 		}
 	})
 }
