@@ -143,7 +143,9 @@ func TestExecStreamsTTYStdinResizeAndExitCodes(t *testing.T) {
 				}
 				// The size arrives on its own stream, so the shell
 				// answers each line with the size it sees until it is
-				// the client's.
+				// the client's. It reads the size once a line and
+				// prints what it matched: reading it twice let the
+				// resize land between the printed and the matched one.
 				q := &sizeQueue{sizes: make(chan remotecommand.TerminalSize, 1)}
 				q.sizes <- remotecommand.TerminalSize{Width: 123, Height: 45}
 				in, inW := io.Pipe()
@@ -157,7 +159,7 @@ func TestExecStreamsTTYStdinResizeAndExitCodes(t *testing.T) {
 					}
 					inW.Write([]byte("exit 3\n"))
 				}()
-				out, _, code = e.streamExec(t, proto, id, true, in, q, "sh", "-c", "while read x; do stty size; test \"$x\" = x || exit 9; case $(stty size) in '45 123') exit 3;; esac; done")
+				out, _, code = e.streamExec(t, proto, id, true, in, q, "sh", "-c", "while read x; do s=$(stty size 2>&1); echo \"$s\"; test \"$x\" = x || exit 9; case $s in '45 123') exit 3;; esac; done")
 				inW.Close()
 				if !strings.Contains(out, "45 123") || code != 3 {
 					t.Errorf("resize: stty size said %q, exit %d", out, code)
