@@ -10,12 +10,23 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// PodSandboxStatus answers the pod's status with the statuses of all its
+// containers and the time they were read, as containerd does: kubelet with
+// the EventedPLEG feature gate takes a pod's containers from this answer
+// (and from events) instead of listing them, so without them it sees none
+// and creates the pod's containers again and again. The timestamp is taken
+// first, so every status is at least as new as it says.
 func (s *runtimeService) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+	now := time.Now()
 	info, err := s.pods.PodStatus(ctx, req.GetPodSandboxId())
 	if err != nil {
 		return nil, fmt.Errorf("pod sandbox status: %w", err)
 	}
-	resp := &runtimeapi.PodSandboxStatusResponse{Status: podSandboxStatus(info), Timestamp: time.Now().UnixNano()}
+	resp := &runtimeapi.PodSandboxStatusResponse{
+		Status:             podSandboxStatus(info),
+		ContainersStatuses: s.pods.PodContainerStatuses(info.ID),
+		Timestamp:          now.UnixNano(),
+	}
 	if req.GetVerbose() {
 		v, err := s.pods.PodVerboseInfo(ctx, info.ID)
 		if err != nil {

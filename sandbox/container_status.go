@@ -38,6 +38,19 @@ func (m *Manager) ContainerStatus(ctx context.Context, id string, verbose bool) 
 	return out, map[string]string{"info": string(data)}, nil
 }
 
+// PodContainerStatuses are the statuses of every container of pod podID
+// (none for an unknown pod). PodSandboxStatus answers them, and events
+// carry them: kubelet's evented PLEG takes a pod's containers from there
+// instead of listing them.
+func (m *Manager) PodContainerStatuses(podID string) []*runtimeapi.ContainerStatus {
+	cs := m.podContainers(podID)
+	out := make([]*runtimeapi.ContainerStatus, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.criStatus())
+	}
+	return out
+}
+
 // criStatus is the container's CRI status (not verbose).
 func (c *Container) criStatus() *runtimeapi.ContainerStatus {
 	st := c.snapshot()

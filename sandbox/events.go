@@ -191,9 +191,7 @@ func (m *Manager) podEvent(typ runtimeapi.ContainerEventType, id, podID string, 
 			e.Pod = p.info()
 		}
 	}
-	for _, c := range m.podContainers(podID) {
-		e.Containers = append(e.Containers, c.criStatus())
-	}
+	e.Containers = m.PodContainerStatuses(podID)
 	m.events.publish(e)
 }
 

@@ -348,3 +348,50 @@ func TestContainerEventsEndAtShutdownAndFollowAdoptedContainersAfterRestart(t *t
 		}
 	})
 }
+
+// PodSandboxStatus carries the statuses of all the pod's containers, which
+// kubelet's evented PLEG reads instead of listing them (without them it
+// takes a running container for a missing one and creates another, again
+// and again), and a timestamp no later than the statuses.
+func TestPodSandboxStatusCarriesEveryContainersStatus(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		created := e.mustCreate(t, e.config("created", "sleep 3600"))
+		running := e.mustRun(t, e.config("running", "sleep 3600"))
+		exited := e.mustRun(t, e.config("exited", "exit 3"))
+		e.waitExited(t, exited)
+		before := time.Now().UnixNano()
+		resp, err := e.d.Runtime.PodSandboxStatus(ctxFor(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: e.pod})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Timestamp < before || resp.Timestamp > time.Now().UnixNano() {
+			t.Errorf("timestamp %d is not the time of the call (%d and after)", resp.Timestamp, before)
+		}
+		want := map[string]runtimeapi.ContainerState{
+			created: runtimeapi.ContainerState_CONTAINER_CREATED,
+			running: runtimeapi.ContainerState_CONTAINER_RUNNING,
+			exited:  runtimeapi.ContainerState_CONTAINER_EXITED,
+		}
+		got := map[string]*runtimeapi.ContainerStatus{}
+		for _, s := range resp.ContainersStatuses {
+			got[s.Id] = s
+		}
+		if len(got) != len(want) {
+			t.Errorf("PodSandboxStatus carries %d container statuses, want %d: %v", len(got), len(want), resp.ContainersStatuses)
+		}
+		for id, state := range want {
+			s := got[id]
+			if s == nil {
+				t.Errorf("no status for container %s", id)
+				continue
+			}
+			if s.State != state || s.Metadata.GetName() != e.mustStatus(t, id).Metadata.GetName() ||
+				s.Labels == nil && e.mustStatus(t, id).Labels != nil {
+				t.Errorf("container %s: status %v, want state %v and what ContainerStatus says", id, s, state)
+			}
+		}
+		if s := got[exited]; s != nil && s.ExitCode != 3 {
+			t.Errorf("the exited container's status has exit code %d, want 3", s.ExitCode)
+		}
+	})
+}
