@@ -178,7 +178,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 				case <-h.exited:
 				case <-cctx.Done():
 					log.Warn("monitor still running after the failed create's cleanup; killing it")
-					_ = unix.PidfdSendSignal(int(h.pidfd.Fd()), unix.SIGKILL, nil, 0)
+					h.kill()
 					<-h.exited
 				}
 				h.release()

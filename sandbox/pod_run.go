@@ -92,13 +92,10 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	if podInitMode {
 		p.ns["pid"] = filepath.Join(p.stateDir, "ns", "pid")
 	}
-	for _, dir := range []string{filepath.Join(p.stateDir, "ns"), p.dir} {
-		if err := os.MkdirAll(dir, 0o711); err != nil {
-			return "", fmt.Errorf("create pod dir: %w", err)
-		}
-	}
-	// From here on, destroyPod undoes whatever was made, also after a
-	// crash: the intent file tells a restarted berthd what to undo.
+	// From here on, destroyPod undoes whatever was made (the pod's
+	// directories first: one made before the other failed, on a full disk
+	// say, goes too), also after a crash: the intent file tells a
+	// restarted berthd what to undo.
 	defer func() {
 		if retErr != nil {
 			cctx, cancel := cleanupContext(ctx)
@@ -108,6 +105,11 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 			}
 		}
 	}()
+	for _, dir := range []string{filepath.Join(p.stateDir, "ns"), p.dir} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return "", fmt.Errorf("create pod dir: %w", err)
+		}
+	}
 	failpoint.Hit(failpoint.RunPodDirs)
 	p.cgroupCreated = !m.cgroupExists(cgroup)
 	if err := writeIntent(p); err != nil {

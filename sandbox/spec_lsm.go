@@ -4,10 +4,13 @@ package sandbox
 // container asks of them is either harmless where the host has no such
 // module, or refused, never silently dropped where it would matter.
 //
-//   - AppArmor. RuntimeDefault and Unconfined (kubelet sends them for pods
-//     that say nothing or ask for them; the deprecated apparmor_profile
-//     "runtime/default" and "unconfined" likewise) run without a profile.
-//     A Localhost profile (or "localhost/<name>") is FailedPrecondition on
+//   - AppArmor. Unconfined (or the deprecated apparmor_profile
+//     "unconfined") runs without a profile, as asked. RuntimeDefault (or
+//     "runtime/default") runs without one on a host without AppArmor,
+//     where no runtime could confine anything, and is Unimplemented on a
+//     host with it: containerd and CRI-O load their default profile there,
+//     and running unconfined would pretend. kubelet sends neither for a
+//     pod that asks nothing of AppArmor. A Localhost profile (or "localhost/<name>") is FailedPrecondition on
 //     a host without AppArmor, as containerd refuses it ("apparmor is not
 //     supported"; CRI-O ignores it), and Unimplemented on a host with it,
 //     since Berth would not load it. A malformed request (a LocalhostRef
@@ -59,8 +62,10 @@ func checkAppArmor(sp *runtimeapi.SecurityProfile, deprecated string) error {
 	typ, name := sp.GetProfileType(), sp.GetLocalhostRef()
 	if sp == nil {
 		switch {
-		case deprecated == "", deprecated == "runtime/default", deprecated == "unconfined":
+		case deprecated == "", deprecated == "unconfined":
 			return nil
+		case deprecated == "runtime/default":
+			typ = runtimeapi.SecurityProfile_RuntimeDefault
 		case strings.HasPrefix(deprecated, "localhost/"):
 			typ, name = runtimeapi.SecurityProfile_Localhost, strings.TrimPrefix(deprecated, "localhost/")
 		default:
@@ -71,6 +76,9 @@ func checkAppArmor(sp *runtimeapi.SecurityProfile, deprecated string) error {
 	case runtimeapi.SecurityProfile_RuntimeDefault, runtimeapi.SecurityProfile_Unconfined:
 		if name != "" {
 			return fmt.Errorf("apparmor: localhost_ref %q is only for profile type Localhost, not %v: %w", name, typ, errdefs.ErrInvalidArgument)
+		}
+		if typ == runtimeapi.SecurityProfile_RuntimeDefault && apparmorEnabled() {
+			return fmt.Errorf("apparmor profile RuntimeDefault: Berth does not apply AppArmor profiles on this AppArmor host: %w", errdefs.ErrNotImplemented)
 		}
 		return nil
 	case runtimeapi.SecurityProfile_Localhost:
