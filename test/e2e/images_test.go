@@ -32,7 +32,10 @@ func TestKubeletsImageGarbageCollectionRemovesUnusedImagesThroughBerth(t *testin
 	ns := namespace(t, ctx)
 	createPod(t, ctx, ns, busyboxPod("inuse", "sleep 3600"))
 	waitPod(t, ctx, ns, "inuse", "Running", podTimeout, running)
-	unused := cluster.BusyboxOther
+	// The pause image: no pod runs it on Berth (which has no pause
+	// process), and its ID is no other image's (busybox:1.36 is busybox's
+	// config in Docker's format, the same image ID as the running 1.37).
+	unused := cluster.Pause
 	if _, err := criImg.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: unused}}); err != nil {
 		t.Fatalf("pull %s: %v", unused, err)
 	}

@@ -114,3 +114,27 @@ func TestKubeletWithStatsFromCRIShowsAPodsNetworkGrowingWithTraffic(t *testing.T
 		t.Errorf("kubelet's /metrics/cadvisor has no container_network_receive_bytes_total for eth0 of pod %s/web (sandbox %s)", ns, sbs[0].Id)
 	}
 }
+
+// kubelet's metrics endpoints (what Prometheus and metrics-server scrape)
+// answer with Berth's pods on the node: a runtime that lists a container
+// twice in its stats makes kubelet's /metrics fail whole, since a metric
+// may not be collected twice.
+func TestKubeletsMetricsEndpointsServeBerthsPods(t *testing.T) {
+	ctx := setUp(t)
+	ns := namespace(t, ctx)
+	createPod(t, ctx, ns, busyboxPod("runs", "echo hi; sleep 3600"))
+	waitPod(t, ctx, ns, "runs", "Running", podTimeout, running)
+	for _, path := range []string{"metrics", "metrics/cadvisor", "metrics/resource", "stats/summary"} {
+		data, err := nodeProxyGet(ctx, path)
+		if err != nil {
+			if len(err.Error()) > 2000 {
+				err = fmt.Errorf("%.2000s...", err.Error())
+			}
+			t.Errorf("GET kubelet's /%s: %v", path, err)
+			continue
+		}
+		if path == "metrics" && !strings.Contains(string(data), `kubelet_container_log_filesystem_used_bytes{container="main",namespace="`+ns+`",pod="runs"`) {
+			t.Errorf("kubelet's /metrics has no log size for pod %s/runs", ns)
+		}
+	}
+}

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"context"
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,9 +22,7 @@ func TestTwoNodesSpreadADeploymentAndTheirPodsTalkByIP(t *testing.T) {
 		t.Fatalf("start the second node: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := cl.StopNode2(ctx); err != nil {
+		if err := cl.StopNode2(); err != nil {
 			t.Errorf("stop the second node: %v", err)
 		}
 	})

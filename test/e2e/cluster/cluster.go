@@ -518,8 +518,8 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 	})
 }
 
-// apiGet GETs a path from the API server as the admin.
-// apiDelete deletes the object at path; one already gone is no error.
+// apiDelete deletes the object at path as the admin; one already gone is
+// no error.
 func (c *Cluster) apiDelete(path string) error {
 	tr, err := c.transport()
 	if err != nil {
@@ -541,6 +541,7 @@ func (c *Cluster) apiDelete(path string) error {
 	return nil
 }
 
+// apiGet GETs a path from the API server as the admin.
 func (c *Cluster) apiGet(path string) ([]byte, error) {
 	tr, err := c.transport()
 	if err != nil {
@@ -593,8 +594,9 @@ type KubeletSettings struct {
 	// FeatureGates set in the configuration; none: kubelet's defaults.
 	FeatureGates map[string]bool
 	// ImageGC turns kubelet's disk-based image garbage collection on with
-	// thresholds of 1% and 0% and no minimum age, so that the collection
-	// kubelet runs as it starts removes every image no container uses.
+	// thresholds of 1% and 0% and a minimum age of 1 s, so that each
+	// collection (at start, then every 5 minutes) removes every image no
+	// container uses.
 	// Off, the thresholds are 100% and 99%: kubelet never collects.
 	ImageGC bool
 }
@@ -680,7 +682,8 @@ evictionHard:
 func (s KubeletSettings) yaml() string {
 	var b strings.Builder
 	if s.ImageGC {
-		b.WriteString("imageGCHighThresholdPercent: 1\nimageGCLowThresholdPercent: 0\nimageMinimumGCAge: 0s\n")
+		// A minimum age of 0 would be defaulted to 2 minutes.
+		b.WriteString("imageGCHighThresholdPercent: 1\nimageGCLowThresholdPercent: 0\nimageMinimumGCAge: 1s\n")
 	} else {
 		b.WriteString("imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n")
 	}

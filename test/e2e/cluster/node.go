@@ -63,7 +63,7 @@ func (c *Cluster) StartNode2(ctx context.Context) (retErr error) {
 		podSubnet: "10.245.0.0/24"}
 	defer func() {
 		if retErr != nil {
-			retErr = errors.Join(retErr, c.StopNode2(context.WithoutCancel(ctx)))
+			retErr = errors.Join(retErr, c.StopNode2())
 		}
 	}()
 	if err := c.saveState(func(s *state) {
@@ -135,8 +135,9 @@ func (c *Cluster) StartNode2(ctx context.Context) (retErr error) {
 // StopNode2 stops the second node's kubelet, removes its pods through its
 // berthd, stops berthd, deletes the Node object and removes the node's
 // cgroups, mounts, namespace, link (and with it the route to its pods) and
-// directories. It is safe on a node that is half started or already gone.
-func (c *Cluster) StopNode2(ctx context.Context) error {
+// directories. It is safe on a node that is half started or already gone;
+// what it could not remove stays in the state file for Teardown.
+func (c *Cluster) StopNode2() error {
 	var errs []error
 	for _, name := range []string{"kubelet-2", "berthd-2"} {
 		if name == "berthd-2" {
@@ -159,6 +160,9 @@ func (c *Cluster) StopNode2(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, removeNode2Host(c.Dir)...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
 	if err := c.saveState(func(s *state) {
 		s.Netns = nil
 		s.Sockets2 = nil
