@@ -38,6 +38,9 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if !p.ready() {
 		return "", fmt.Errorf("pod sandbox %s is not ready: %w", p.id, errdefs.ErrFailedPrecondition)
 	}
+	if p.nsPath("user") != "" {
+		return "", fmt.Errorf("containers in a pod with its own user namespace (userns_options mode POD): %w", errdefs.ErrNotImplemented)
+	}
 	pod := viewOf(p)
 	name := containerName(cfg.GetMetadata(), p.config.GetMetadata())
 	if other := m.containerNamed(name); other != "" {

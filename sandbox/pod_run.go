@@ -34,6 +34,11 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	if _, ok := m.runtimes[handler]; !ok {
 		return "", fmt.Errorf("runtime handler %q is not configured: %w", handler, errdefs.ErrInvalidArgument)
 	}
+	if uid, _ := usernsMappings(cfg); uid != nil && !m.usernsPodsForTest {
+		// Never run in the host's user namespace while kubelet believes
+		// the pod is isolated.
+		return "", fmt.Errorf("user namespaces for pods (userns_options mode POD) on runtime handler %q: %w", handler, errdefs.ErrNotImplemented)
+	}
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	own := map[string]bool{
 		"net": nsOpts.GetNetwork() != runtimeapi.NamespaceMode_NODE,
@@ -92,6 +97,10 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	if podInitMode {
 		p.ns["pid"] = filepath.Join(p.stateDir, "ns", "pid")
 	}
+	uidMap, gidMap := usernsMappings(cfg)
+	if uidMap != nil {
+		p.ns["user"] = filepath.Join(p.stateDir, "ns", "user")
+	}
 	for _, dir := range []string{filepath.Join(p.stateDir, "ns"), p.dir} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
 			return "", fmt.Errorf("create pod dir: %w", err)
@@ -125,7 +134,7 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	failpoint.Hit(failpoint.RunPodCgroup)
 
 	netSysctls, otherSysctls := splitSysctls(cfg.GetLinux().GetSysctls())
-	err = inNewNamespaces(filepath.Join(p.stateDir, "ns"), kinds, func() error {
+	inPod := func() error {
 		if own["uts"] {
 			if err := unix.Sethostname([]byte(hostname)); err != nil {
 				return fmt.Errorf("set hostname %q: %w", hostname, err)
@@ -138,10 +147,13 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 		}
 		// Network sysctls wait for the network: they may name the
 		// interface the CNI plugins add (net.ipv4.conf.eth0.*).
+		if uidMap != nil {
+			return writeSysctlsInUserns(otherSysctls, uidMap.GetHostId())
+		}
 		if err := writeSysctls(otherSysctls); err != nil {
 			return err
 		}
-		if podInitMode {
+		if podInitMode && uidMap == nil {
 			init, err := startPodInit()
 			if err != nil {
 				return err
@@ -149,7 +161,15 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 			p.init = init
 		}
 		return nil
-	})
+	}
+	nsDir := filepath.Join(p.stateDir, "ns")
+	if uidMap != nil {
+		// berth-podinit, if any, is made with the user namespace and
+		// has pinned its PID namespace.
+		p.init, err = inNewUserns(nsDir, kinds, podInitMode, uidMap, gidMap, inPod)
+	} else {
+		err = inNewNamespaces(nsDir, kinds, inPod)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -161,8 +181,10 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 		if err := m.addToPodCgroup(cgroup, p.init.pid); err != nil {
 			return "", err
 		}
-		if err := pin(fmt.Sprintf("/proc/%d/ns/pid", p.init.pid), p.ns["pid"]); err != nil {
-			return "", err
+		if uidMap == nil {
+			if err := pin(fmt.Sprintf("/proc/%d/ns/pid", p.init.pid), p.ns["pid"]); err != nil {
+				return "", err
+			}
 		}
 		failpoint.Hit(failpoint.RunPodInit)
 	}
@@ -253,7 +275,7 @@ func checkPodConfig(cfg *runtimeapi.PodSandboxConfig) error {
 	if err := checkLSM(cfg.GetLinux().GetSecurityContext().GetApparmor(), "", cfg.GetLinux().GetSecurityContext().GetSelinuxOptions()); err != nil {
 		return err
 	}
-	return checkUserns(nsOpts.GetUsernsOptions())
+	return checkUserns(nsOpts)
 }
 
 // podName is the key of the name index: two pods with the same metadata

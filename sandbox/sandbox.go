@@ -99,7 +99,19 @@ type Manager struct {
 	// bg runs work that outlives its call (the sampler, writable-layer
 	// walks) until Close.
 	bg *background
+
+	// usernsPodsForTest: UsernsPodsEnv was set (see its comment).
+	usernsPodsForTest bool
 }
+
+// UsernsPodsEnv, set to 1 in berthd's environment, lets RunPodSandbox make
+// pods of user namespace mode POD, so that tests can check the pod's user
+// namespace, its pins and their teardown, although no runtime handler can
+// run containers in such a pod yet: CreateContainer there is
+// Unimplemented, so nothing runs with less isolation than asked. For
+// tests only; New removes it from the environment, as failpoint.Arm does
+// its variable, so that nothing berthd starts inherits it.
+const UsernsPodsEnv = "BERTH_TEST_USERNS_PODS"
 
 // New opens the sandbox database and recovers pods and containers left by an
 // earlier berthd.
@@ -134,6 +146,11 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		sampler:    newStatsSampler(time.Duration(opts.Config.StatsPeriod) * time.Second),
 		bg:         newBackground(),
 	}
+	if os.Getenv(UsernsPodsEnv) == "1" {
+		m.usernsPodsForTest = true
+		m.log.Warn(UsernsPodsEnv + " is set: pods of user namespace mode POD run, with no containers")
+	}
+	os.Unsetenv(UsernsPodsEnv)
 	m.log.Info("cgroups", zap.String("version", cgroupVersion()), zap.String("driver", opts.Config.CgroupDriver))
 	if err := m.recoverPods(ctx); err != nil {
 		st.close()

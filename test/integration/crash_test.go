@@ -33,13 +33,43 @@ type crashEnv struct {
 	reg   *registry.Registry
 	image string
 	seq   int
+	// userns: the pods have their own user namespace (and no
+	// containers, which such pods cannot have yet); env is berthd's
+	// environment without a failpoint.
+	userns bool
+	env    []string
 }
 
 func TestCrashAtEveryFailpointLeavesTheObjectWholeOrAbsentAndNothingLeaks(t *testing.T) {
 	e := &crashEnv{d: startPodDaemon(t), reg: registry.Start(t)}
 	e.image = e.reg.Push(t, "library/busybox:latest", images.Busybox())
 	mustPullImage(t, e.d, e.image)
-	for _, step := range failpoint.Steps() {
+	e.crashAt(t, failpoint.Steps())
+}
+
+// A pod with its own user namespace has one more pin, and berth-podinit
+// made with it: a crash at any step of its making, stopping or removal
+// leaves it whole or absent, and nothing of it once removed.
+func TestCrashInAUserNamespacePodLeavesItWholeOrAbsentAndNothingLeaks(t *testing.T) {
+	e := &crashEnv{d: startPodDaemon(t), userns: true, env: []string{usernsPodsEnv}}
+	e.d.Stop(t)
+	e.d.Env = e.env
+	e.d.Restart(t)
+	var steps []failpoint.Step
+	for _, s := range failpoint.Steps() {
+		switch call, _, _ := strings.Cut(string(s), "/"); call {
+		case "run-pod-sandbox", "stop-pod-sandbox", "remove-pod-sandbox":
+			if s != failpoint.RemoveContainers && s != failpoint.StopContainers {
+				steps = append(steps, s)
+			}
+		}
+	}
+	e.crashAt(t, steps)
+}
+
+// crashAt crashes berthd at each of steps in turn.
+func (e *crashEnv) crashAt(t *testing.T, steps []failpoint.Step) {
+	for _, step := range steps {
 		t.Run(string(step), func(t *testing.T) {
 			e.seq++
 			e.ensureRunning(t)
@@ -75,6 +105,9 @@ func TestCrashAtEveryFailpointLeavesTheObjectWholeOrAbsentAndNothingLeaks(t *tes
 func (e *crashEnv) podConfig() *runtimeapi.PodSandboxConfig {
 	cfg := podConfig(e.d, fmt.Sprintf("crash-%d", e.seq))
 	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+	if e.userns {
+		cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = podUserns(5<<16, 6<<16)
+	}
 	return cfg
 }
 
@@ -91,7 +124,7 @@ func (e *crashEnv) ctrConfig() *runtimeapi.ContainerConfig {
 func (e *crashEnv) ensureRunning(t *testing.T) {
 	t.Helper()
 	if !e.d.Running() {
-		e.d.Env = nil
+		e.d.Env = e.env
 		e.d.Restart(t)
 	}
 }
@@ -100,7 +133,7 @@ func (e *crashEnv) ensureRunning(t *testing.T) {
 func (e *crashEnv) arm(t *testing.T, step failpoint.Step) {
 	t.Helper()
 	e.d.Stop(t)
-	e.d.Env = []string{failpoint.Env + "=" + string(step)}
+	e.d.Env = append([]string{failpoint.Env + "=" + string(step)}, e.env...)
 	e.d.Restart(t)
 }
 
@@ -121,7 +154,7 @@ func (e *crashEnv) mustDieAt(t *testing.T, step failpoint.Step, callErr error) {
 	if !strings.Contains(e.d.Logs(), "failpoint "+string(step)+" reached") {
 		t.Fatalf("berthd died, but not at failpoint %s; log:\n%s", step, e.d.Logs())
 	}
-	e.d.Env = nil
+	e.d.Env = e.env
 	e.d.Restart(t)
 }
 
@@ -184,10 +217,18 @@ func (e *crashEnv) assertPodWhole(t *testing.T, pod *runtimeapi.PodSandbox) {
 	if st.Status.GetNetwork().GetIp() == "" {
 		t.Errorf("pod %s is READY with no address", pod.Id)
 	}
-	for _, k := range []string{"net", "ipc", "uts", "pid"} {
+	kinds := []string{"net", "ipc", "uts", "pid"}
+	if e.userns {
+		kinds = append(kinds, "user")
+	}
+	for _, k := range kinds {
 		if p := filepath.Join(pinDir(e.d, pod.Id), k); !isNamespaceFile(p) {
 			t.Errorf("pod %s is READY but its %s namespace is not pinned at %s", pod.Id, k, p)
 		}
+	}
+	if e.userns {
+		assertUsernsOwnsThePods(t, pinDir(e.d, pod.Id))
+		return
 	}
 	cfg := e.podConfig()
 	cfg.Metadata = pod.Metadata
@@ -292,7 +333,9 @@ func (e *crashEnv) crashStart(t *testing.T, step failpoint.Step) {
 
 func (e *crashEnv) crashStop(t *testing.T, step failpoint.Step) {
 	pod, cfg := e.runPod(t)
-	e.mustCreateAndStart(t, pod, cfg)
+	if !e.userns {
+		e.mustCreateAndStart(t, pod, cfg)
+	}
 	e.arm(t, step)
 	_, err := e.d.Runtime.StopPodSandbox(ctxFor(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: pod})
 	e.mustDieAt(t, step, err)
@@ -311,7 +354,9 @@ func (e *crashEnv) crashStop(t *testing.T, step failpoint.Step) {
 
 func (e *crashEnv) crashRemove(t *testing.T, step failpoint.Step) {
 	pod, cfg := e.runPod(t)
-	e.mustCreateAndStart(t, pod, cfg)
+	if !e.userns {
+		e.mustCreateAndStart(t, pod, cfg)
+	}
 	e.arm(t, step)
 	_, err := e.d.Runtime.RemovePodSandbox(ctxFor(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod})
 	e.mustDieAt(t, step, err)

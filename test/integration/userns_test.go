@@ -1,9 +1,14 @@
 package integration
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/berth-runtime/berth/test/harness"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -25,12 +30,15 @@ func TestPodUserNamespaceOptionsAreCheckedAsTheCRISays(t *testing.T) {
 			Uids: append(one(0, 100000), one(65536, 300000)...), Gids: one(0, 100000)}, codes.InvalidArgument},
 		{"container-mode", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_CONTAINER}, codes.InvalidArgument},
 		{"target-mode", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_TARGET}, codes.InvalidArgument},
+		{"pod-on-the-host-network", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: one(0, 100000), Gids: one(0, 100000)}, codes.InvalidArgument},
 		// Not built yet: refused, never run in the host's user namespace.
 		{"pod", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: one(0, 100000), Gids: one(0, 100000)}, codes.Unimplemented},
 	} {
 		for _, h := range handlers {
 			cfg := podConfig(d, "userns-"+tc.name+"-"+h)
-			cfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+			if tc.name != "pod" {
+				cfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+			}
 			cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = tc.userns
 			resp, err := d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: h})
 			if status.Code(err) != tc.want {
@@ -51,5 +59,120 @@ func TestPodUserNamespaceOptionsAreCheckedAsTheCRISays(t *testing.T) {
 		if h.GetFeatures().GetUserNamespaces() {
 			t.Errorf("handler %q reports user_namespaces, which no handler has yet", h.GetName())
 		}
+	}
+}
+
+// usernsPodsEnv lets berthd run pods of user namespace mode POD, with no
+// containers (sandbox.UsernsPodsEnv): no handler can run containers in
+// them yet.
+const usernsPodsEnv = "BERTH_TEST_USERNS_PODS=1"
+
+// podUserns is a user namespace of mode POD mapping 0-65535 to 65536 IDs
+// from hostUID and hostGID.
+func podUserns(hostUID, hostGID uint32) *runtimeapi.UserNamespace {
+	return &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD,
+		Uids: []*runtimeapi.IDMapping{{ContainerId: 0, HostId: hostUID, Length: 65536}},
+		Gids: []*runtimeapi.IDMapping{{ContainerId: 0, HostId: hostGID, Length: 65536}}}
+}
+
+// assertUsernsOwnsThePods checks that the user namespace pinned in dir
+// owns the pod's other pinned namespaces (NS_GET_USERNS).
+func assertUsernsOwnsThePods(t *testing.T, dir string) {
+	t.Helper()
+	var user unix.Stat_t
+	if err := unix.Stat(filepath.Join(dir, "user"), &user); err != nil {
+		t.Fatalf("the pod's user namespace: %v", err)
+	}
+	for _, k := range []string{"net", "ipc", "uts", "pid"} {
+		f, err := os.Open(filepath.Join(dir, k))
+		if os.IsNotExist(err) && k == "pid" {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_USERNS)
+		f.Close()
+		if err != nil {
+			t.Fatalf("owner of the pod's %s namespace: %v", k, err)
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(owner, &st)
+		unix.Close(owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Dev != user.Dev || st.Ino != user.Ino {
+			t.Errorf("the pod's %s namespace is not owned by the pod's user namespace", k)
+		}
+	}
+}
+
+func TestAUserNamespacePodIsMappedOwnsItsNamespacesSurvivesARestartAndLeavesNothing(t *testing.T) {
+	d := startPodDaemon(t)
+	d.Stop(t)
+	d.Env = []string{usernsPodsEnv}
+	d.Restart(t)
+	const hostUID, hostGID = 7 << 16, 8 << 16
+	for _, pid := range []runtimeapi.NamespaceMode{runtimeapi.NamespaceMode_CONTAINER, runtimeapi.NamespaceMode_POD} {
+		t.Run("PID mode "+pid.String(), func(t *testing.T) {
+			cfg := podConfig(d, "userns-"+strings.ToLower(pid.String()))
+			cfg.Linux.SecurityContext.NamespaceOptions.Pid = pid
+			cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = podUserns(hostUID, hostGID)
+			cfg.Linux.Sysctls = map[string]string{
+				"net.ipv4.ip_unprivileged_port_start": "80",
+				"kernel.shmmni":                       "1234",
+			}
+			id := mustRunPod(t, d, cfg)
+			dir := pinDir(d, id)
+			check := func(t *testing.T) {
+				st := mustPodStatus(t, d, id)
+				if st.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY || st.Status.GetNetwork().GetIp() == "" {
+					t.Errorf("pod is %v with address %q, want READY with one", st.Status.State, st.Status.GetNetwork().GetIp())
+				}
+				user := "--user=" + filepath.Join(dir, "user")
+				for file, want := range map[string]string{
+					"uid_map": fmt.Sprintf("0 %d 65536", hostUID),
+					"gid_map": fmt.Sprintf("0 %d 65536", hostGID),
+				} {
+					got := strings.Join(strings.Fields(mustNsenter(t, user, "cat", "/proc/self/"+file)), " ")
+					if got != want {
+						t.Errorf("%s of the pod's user namespace: %q, want %q", file, got, want)
+					}
+				}
+				assertUsernsOwnsThePods(t, dir)
+				for _, c := range []struct{ ns, cmd, want string }{
+					{"uts", "hostname", cfg.Hostname},
+					{"net", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start", "80"},
+					{"ipc", "cat /proc/sys/kernel/shmmni", "1234"},
+				} {
+					args := append([]string{"--" + c.ns + "=" + filepath.Join(dir, c.ns)}, strings.Fields(c.cmd)...)
+					if got := mustNsenter(t, args...); got != c.want {
+						t.Errorf("%s in the pod = %q, want %q", c.cmd, got, c.want)
+					}
+				}
+				if pid == runtimeapi.NamespaceMode_POD {
+					v := mustPodVerbose(t, d, id)
+					status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", v.InitPid))
+					if want := fmt.Sprintf("\nUid:\t%d\t%d\t%d\t%d\n", hostUID, hostUID, hostUID, hostUID); !strings.Contains(string(status), want) {
+						t.Errorf("berth-podinit %d does not run as the pod's root, uid %d on the host:\n%s", v.InitPid, hostUID, status)
+					}
+				}
+			}
+			check(t)
+			// Containers cannot run in it yet: refused, nothing made.
+			_, err := d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: id, SandboxConfig: cfg,
+				Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "c"}, Image: &runtimeapi.ImageSpec{Image: "busybox"}}})
+			if status.Code(err) != codes.Unimplemented {
+				t.Errorf("CreateContainer in a user namespace pod: %v, want Unimplemented", err)
+			}
+			d.Kill(t)
+			d.Restart(t)
+			t.Run("after a berthd restart", check)
+			mustRemovePod(t, d, id)
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("the pod's pins are still there after removal: %v", err)
+			}
+		})
 	}
 }
