@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-runtime/berth/test/nsowner"
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -76,7 +77,7 @@ func TestAPodsUserNamespaceIsMappedPinnedAndOwnsItsOtherNamespaces(t *testing.T)
 			}
 			user := filepath.Join(dir, "user")
 			for _, k := range pins[1:] {
-				owned, err := usernsOwns(user, filepath.Join(dir, k))
+				owned, err := nsowner.Owns(user, filepath.Join(dir, k))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -120,27 +121,4 @@ func TestAPodsUserNamespaceIsMappedPinnedAndOwnsItsOtherNamespaces(t *testing.T)
 			}
 		})
 	}
-}
-
-// usernsOwns reports whether the user namespace pinned at user owns the
-// namespace pinned at path (NS_GET_USERNS).
-func usernsOwns(user, path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	owner, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_USERNS)
-	if err != nil {
-		return false, fmt.Errorf("owner of namespace %s: %w", path, err)
-	}
-	defer unix.Close(owner)
-	var a, b unix.Stat_t
-	if err := unix.Fstat(owner, &a); err != nil {
-		return false, err
-	}
-	if err := unix.Stat(user, &b); err != nil {
-		return false, err
-	}
-	return a.Dev == b.Dev && a.Ino == b.Ino, nil
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/berth-runtime/berth/test/harness"
-	"golang.org/x/sys/unix"
+	"github.com/berth-runtime/berth/test/nsowner"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -79,31 +79,13 @@ func podUserns(hostUID, hostGID uint32) *runtimeapi.UserNamespace {
 // owns the pod's other pinned namespaces (NS_GET_USERNS).
 func assertUsernsOwnsThePods(t *testing.T, dir string) {
 	t.Helper()
-	var user unix.Stat_t
-	if err := unix.Stat(filepath.Join(dir, "user"), &user); err != nil {
-		t.Fatalf("the pod's user namespace: %v", err)
-	}
 	for _, k := range []string{"net", "ipc", "uts", "pid"} {
-		f, err := os.Open(filepath.Join(dir, k))
-		if os.IsNotExist(err) && k == "pid" {
+		path := filepath.Join(dir, k)
+		if _, err := os.Stat(path); os.IsNotExist(err) && k == "pid" {
 			continue
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		owner, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_USERNS)
-		f.Close()
-		if err != nil {
-			t.Fatalf("owner of the pod's %s namespace: %v", k, err)
-		}
-		var st unix.Stat_t
-		err = unix.Fstat(owner, &st)
-		unix.Close(owner)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Dev != user.Dev || st.Ino != user.Ino {
-			t.Errorf("the pod's %s namespace is not owned by the pod's user namespace", k)
+		if owned, err := nsowner.Owns(filepath.Join(dir, "user"), path); err != nil || !owned {
+			t.Errorf("the pod's %s namespace is not owned by the pod's user namespace (%v)", k, err)
 		}
 	}
 }
