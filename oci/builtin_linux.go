@@ -228,6 +228,38 @@ func joinsPID(joins []nsJoin) bool {
 	return false
 }
 
+// openBindSources clones the source of every bind mount of s on the host
+// (open_tree OPEN_TREE_CLONE, recursive for rbind) for the init of a
+// container in a user namespace, whose root may not reach the sources by
+// their paths (kubelet's volume dirs are 0750). It passes them to cmd and
+// returns their fd numbers there by mount index.
+func openBindSources(cmd *exec.Cmd, s *specs.Spec) (map[int]int, []*os.File, error) {
+	fds := map[int]int{}
+	var files []*os.File
+	for i, m := range s.Mounts {
+		flags, _, _ := parseMountOptions(m.Options)
+		if m.Type != "bind" && flags&unix.MS_BIND == 0 {
+			continue
+		}
+		how := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
+		if flags&unix.MS_REC != 0 {
+			how |= unix.AT_RECURSIVE
+		}
+		fd, err := unix.OpenTree(unix.AT_FDCWD, m.Source, uint(how))
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, nil, fmt.Errorf("bind source %s: %w", m.Source, err)
+		}
+		f := os.NewFile(uintptr(fd), m.Source)
+		files = append(files, f)
+		fds[i] = 3 + len(cmd.ExtraFiles)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
+	return fds, files, nil
+}
+
 // setLimitsFromHost sets the init's oom_score_adj and rlimits from the
 // host, before it runs anything: in a user namespace it could not lower
 // its oom_score_adj or raise a hard limit itself (runc does the same).
@@ -413,6 +445,18 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 	}
 	rd := bufio.NewReader(parentSock)
 	userns := joinsUserns(joins)
+	var mountFds map[int]int
+	if userns {
+		var sources []*os.File
+		if mountFds, sources, err = openBindSources(cmd, s); err != nil {
+			return 0, fmt.Errorf("container %s: %w", id, err)
+		}
+		defer func() {
+			for _, f := range sources {
+				f.Close()
+			}
+		}()
+	}
 	// Not the named result, which a failing return zeroes before the
 	// deferred kill below runs: kill(0) would be the caller's group.
 	var initPid int
@@ -464,6 +508,7 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 		Console:     s.Process.Terminal,
 		Seccomp:     filter,
 		LimitsSet:   userns,
+		MountFds:    mountFds,
 	}
 	if err := sendJSON(parentSock, cfg); err != nil {
 		return 0, fmt.Errorf("container %s: send init config: %w", id, err)

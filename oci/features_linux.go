@@ -31,7 +31,9 @@ var mountSetattrWorks = sync.OnceValue(func() bool {
 
 // Features of the built-in runtime.
 func (r *builtin) Features() Features {
-	return Features{RecursiveReadOnly: mountSetattrWorks()}
+	// Idmapped mounts came with mount_setattr(2); a filesystem without
+	// them fails CreateContainer with the kernel's error.
+	return Features{RecursiveReadOnly: mountSetattrWorks(), UserNamespaces: mountSetattrWorks()}
 }
 
 // Features of an external runtime, from its `features` command.

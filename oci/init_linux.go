@@ -31,6 +31,9 @@ type initConfig struct {
 	// the host (setLimitsFromHost), as a container in a user namespace
 	// cannot.
 	LimitsSet bool `json:"limits_set,omitempty"`
+	// MountFds are, by index in Spec.Mounts, the fds of the bind
+	// sources the runtime cloned on the host (openBindSources).
+	MountFds map[int]int `json:"mount_fds,omitempty"`
 }
 
 // InitMain is the "berth-init" role: a container's first process before it

@@ -59,7 +59,20 @@ func reachable(t *testing.T, path string) {
 func TestBuiltinContainerAndExecRunAsRootOfAJoinedUserNamespace(t *testing.T) {
 	rt := newRuntime(t, handlers()[0])
 	holder := newPodUserns(t)
+	// A volume below a directory the container's root may not traverse,
+	// as kubelet's are: the runtime hands it over cloned on the host.
+	volume := filepath.Join(t.TempDir(), "private", "volume")
+	if err := os.MkdirAll(volume, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(volume), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(volume, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	c := newContainer(t, []string{"sleep", "100000"}, func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: volume, Options: []string{"rbind", "rw"}})
 		for _, k := range []struct {
 			typ  specs.LinuxNamespaceType
 			name string
@@ -79,6 +92,11 @@ func TestBuiltinContainerAndExecRunAsRootOfAJoinedUserNamespace(t *testing.T) {
 		s.Process.OOMScoreAdj = &adj
 	})
 	reachable(t, c.rootfs)
+	// The copied rootfs is the host root's, which the container's root
+	// cannot write (Berth's idmapped layers make it its own; see image/).
+	if err := os.Mkdir(filepath.Join(c.rootfs, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	c.mustCreate(t, rt)
 	if err := rt.Start(t.Context(), c.id); err != nil {
 		t.Fatal(err)
@@ -109,7 +127,7 @@ func TestBuiltinContainerAndExecRunAsRootOfAJoinedUserNamespace(t *testing.T) {
 	}
 	// Both exec paths: the C one, and the Go one, which takes what the C
 	// one does not (a terminal, more than 4000 arguments).
-	script := `cat /proc/self/uid_map; id -u; grep ^Uid: /proc/self/status; hostname userns-host 2>/dev/null || echo no hostname`
+	script := `cat /proc/self/uid_map; id -u; grep ^Uid: /proc/self/status; hostname userns-host 2>/dev/null || echo no hostname; touch /data/written-$$`
 	long := append([]string{"sh", "-c", script}, strings.Fields(strings.Repeat("x ", 5000))...)
 	for name, proc := range map[string]*specs.Process{"C": execProc("sh", "-c", script), "Go": execProc(long...)} {
 		out, code, err := execOut(t, rt, c, proc)
@@ -119,6 +137,16 @@ func TestBuiltinContainerAndExecRunAsRootOfAJoinedUserNamespace(t *testing.T) {
 		want := fmt.Sprintf("0 %d 65536\n0\nUid:\t0\t0\t0\t0\nno hostname\n", usernsHostID)
 		if got := strings.Join(strings.Fields(out), " "); got != strings.Join(strings.Fields(want), " ") {
 			t.Errorf("%s exec printed %q, want %q", name, out, want)
+		}
+	}
+	written, _ := filepath.Glob(filepath.Join(volume, "written-*"))
+	if len(written) != 2 {
+		t.Fatalf("the execs wrote %v to the volume, want two files", written)
+	}
+	for _, f := range written {
+		var st unix.Stat_t
+		if err := unix.Stat(f, &st); err != nil || st.Uid != usernsHostID || st.Gid != usernsHostID {
+			t.Errorf("%s is owned by %d:%d on the host (%v), want the container root's %d", f, st.Uid, st.Gid, err, usernsHostID)
 		}
 	}
 }

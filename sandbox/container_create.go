@@ -38,9 +38,6 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if !p.ready() {
 		return "", fmt.Errorf("pod sandbox %s is not ready: %w", p.id, errdefs.ErrFailedPrecondition)
 	}
-	if p.nsPath("user") != "" {
-		return "", fmt.Errorf("containers in a pod with its own user namespace (userns_options mode POD): %w", errdefs.ErrNotImplemented)
-	}
 	pod := viewOf(p)
 	name := containerName(cfg.GetMetadata(), p.config.GetMetadata())
 	if other := m.containerNamed(name); other != "" {
@@ -49,6 +46,10 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	rt, ok := m.runtimes[pod.Handler]
 	if !ok {
 		return "", fmt.Errorf("runtime handler %q of pod %s is not configured: %w", pod.Handler, p.id, errdefs.ErrFailedPrecondition)
+	}
+	if pod.UserNS != "" && !oci.FeaturesOf(rt).UserNamespaces {
+		// A pod made under UsernsPodsEnv on a handler without them.
+		return "", fmt.Errorf("containers in a pod with its own user namespace on runtime handler %q: %w", pod.Handler, errdefs.ErrNotImplemented)
 	}
 	img, err := m.images.Get(ctx, cfg.GetImage().GetImage())
 	if err != nil {
@@ -99,6 +100,15 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 			os.RemoveAll(c.stateDir)
 		}
 	}()
+	if pod.UserNS != "" {
+		// The container's root, uid H on the host, binds its rootfs by
+		// path: it must traverse the dirs above it.
+		for _, d := range []string{filepath.Dir(c.stateDir), c.stateDir, rootfs} {
+			if err := os.Chmod(d, 0o711); err != nil {
+				return "", fmt.Errorf("open %s to the pod's user namespace: %w", d, err)
+			}
+		}
+	}
 	failpoint.Hit(failpoint.CreateDirs)
 	if err := m.images.PrepareSnapshot(ctx, id, img.ID); err != nil {
 		return "", fmt.Errorf("prepare rootfs: %w", err)
@@ -111,7 +121,12 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		}
 	}()
 	failpoint.Hit(failpoint.CreateSnapshot)
-	if err := m.images.MountSnapshot(ctx, id, rootfs); err != nil {
+	if pod.UserNS != "" {
+		err = m.images.MountSnapshotIDMapped(id, rootfs, pod.UserNS, pod.UIDMap.GetHostId(), pod.GIDMap.GetHostId())
+	} else {
+		err = m.images.MountSnapshot(ctx, id, rootfs)
+	}
+	if err != nil {
 		return "", fmt.Errorf("mount rootfs: %w", err)
 	}
 	defer func() {

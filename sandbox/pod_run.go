@@ -34,7 +34,7 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	if _, ok := m.runtimes[handler]; !ok {
 		return "", fmt.Errorf("runtime handler %q is not configured: %w", handler, errdefs.ErrInvalidArgument)
 	}
-	if uid, _ := usernsMappings(cfg); uid != nil && !m.usernsPodsForTest {
+	if uid, _ := usernsMappings(cfg); uid != nil && !m.HandlerFeatures(handler).UserNamespaces && !m.usernsPodsForTest {
 		// Never run in the host's user namespace while kubelet believes
 		// the pod is isolated.
 		return "", fmt.Errorf("user namespaces for pods (userns_options mode POD) on runtime handler %q: %w", handler, errdefs.ErrNotImplemented)
@@ -211,6 +211,15 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	}
 	if err := writePodFiles(p, hostname, p.ips); err != nil {
 		return "", err
+	}
+	if uidMap != nil {
+		// Writable by the containers' root, as in a pod in the host's
+		// user namespace.
+		for _, f := range []string{p.hostnamePath(), p.hostsPath(), p.resolvConfPath()} {
+			if err := os.Chown(f, int(uidMap.GetHostId()), int(gidMap.GetHostId())); err != nil {
+				return "", fmt.Errorf("pod file for its user namespace: %w", err)
+			}
+		}
 	}
 	failpoint.Hit(failpoint.RunPodFiles)
 

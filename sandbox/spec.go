@@ -229,6 +229,13 @@ func setNamespaces(s *specs.Spec, in specInput) error {
 	default:
 		return fmt.Errorf("PID namespace mode %v: %w", mode, errdefs.ErrInvalidArgument)
 	}
+	if in.Pod.UserNS != "" {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace, Path: in.Pod.UserNS})
+		// As containerd passes them: runc takes its root's host IDs from
+		// them, and runc 1.2 checks they are the namespace's.
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: in.Pod.UIDMap.GetHostId(), Size: in.Pod.UIDMap.GetLength()}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: in.Pod.GIDMap.GetHostId(), Size: in.Pod.GIDMap.GetLength()}}
+	}
 	s.Linux.Namespaces = ns
 	return nil
 }

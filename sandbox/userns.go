@@ -6,44 +6,56 @@ package sandbox
 // pod, with the one uid and one gid mapping kubelet picked). CONTAINER and
 // TARGET are not modes a user namespace can have.
 //
-// What exists:
+// What exists, for the built-in runtime (handler "berth"), which reports
+// user_namespaces true:
 //   - The request is checked as the CRI and containerd check it, so a bad
 //     one is InvalidArgument (also POD with the host's network, IPC or PID
 //     namespace, which kubelet forbids) and NODE runs.
-//   - The pod side of mode POD (userns_linux.go, RunPod): a child cloned
-//     with CLONE_NEWUSER and the pod's other new namespaces at once (a
-//     multithreaded Go process can neither unshare nor join a user
-//     namespace), so that the kernel makes the user namespace first and it
-//     owns the pod's network, IPC, UTS (and PID) namespaces; its uid and
-//     gid maps written by os/exec, the child setting its IDs to the
-//     namespace's root (uid H on the host). The user namespace is pinned
-//     at <state>/pods/<id>/ns/user beside the others; berthd stays host
-//     root for the hostname, loopback, sysctls and CNI (IPC sysctls are
-//     written with the thread's euid set to H, the only writer the kernel
-//     allows). In PID mode POD the child is berth-podinit; otherwise a
-//     berth-nsholder killed once the pins exist. Teardown, restart
-//     recovery and the crash failpoints cover the user pin.
-//   - Tests: userns_linux_test.go; in test/integration, the user
-//     namespace pod test and the userns crash test.
+//   - The pod (userns_linux.go, RunPod): a child cloned with CLONE_NEWUSER
+//     and the pod's other new namespaces at once (a multithreaded Go
+//     process can neither unshare nor join a user namespace), so that the
+//     kernel makes the user namespace first and it owns the pod's network,
+//     IPC, UTS (and PID) namespaces; its uid and gid maps written by
+//     os/exec, the child setting its IDs to the namespace's root (uid H on
+//     the host). The user namespace is pinned at <state>/pods/<id>/ns/user
+//     beside the others; berthd stays host root for the hostname,
+//     loopback, sysctls and CNI (IPC sysctls are written with the thread's
+//     euid set to H, the only writer the kernel allows). In PID mode POD
+//     the child is berth-podinit; otherwise a berth-nsholder killed once
+//     the pins exist. The pod's hostname, hosts and resolv.conf are H's.
+//     Teardown, restart recovery and the crash failpoints cover the pin.
+//   - Containers (CreateContainer): the spec joins the pinned user
+//     namespace by path with the pod's mappings; the rootfs is an overlay
+//     of idmapped clones of the image's layers (image/idmap_linux.go), its
+//     upper dir H's, so the image's files are root's inside with no chown
+//     copy; the container's state dirs are 0711 so that H reaches the
+//     rootfs. The built-in runtime (oci/nsenter) joins the user namespace
+//     first, makes the container's namespaces after it, joins the cgroups
+//     as host root, then becomes the namespace's root; bind sources are
+//     cloned on the host (open_tree) and moved into place, so kubelet's
+//     0750 volume dirs need not be reachable by H; oom_score_adj and
+//     rlimits are set from the host. Execs join the user namespace first.
+//     A hostPath is bound as is: what the container's root writes there is
+//     owned by H on the host.
+//   - Tests: userns_linux_test.go here, oci/userns_linux_test.go,
+//     image/idmap_linux_test.go, and test/integration/userns_test.go and
+//     the userns crash test.
 //
-// What does not exist yet, so mode POD is refused with Unimplemented on
-// every handler (never run in the host's user namespace while kubelet
-// believes it is isolated) and handlers report user_namespaces false; a
-// berthd started with UsernsPodsEnv (tests only) runs such pods with
-// CreateContainer refused:
-//   - the built-in runtime's init and execs joining the pod's user
-//     namespace (oci/nsenter: user first, cgroups and oom_score_adj
-//     while still host root, then the pod's other namespaces);
-//   - the rootfs mounted with idmapped lower layers (open_tree
-//     OPEN_TREE_CLONE, mount_setattr MOUNT_ATTR_IDMAP with the pinned
-//     user namespace, move_mount), upper and work owned by H, so the
-//     image's files are root's inside without a chown copy; volumes with
-//     CRI mount mappings idmapped the same way (still InvalidArgument);
-//     the pod's hosts, hostname and resolv.conf owned by H;
-//   - runc: the spec joining the pinned user namespace by path with
-//     linux.uidMappings/gidMappings, binding the already idmapped mounts
-//     (runc 1.1.5 cannot idmap mounts itself);
-//   - Features.UserNamespaces per handler, and the Status report.
+// What does not exist yet:
+//   - runc (and crun): mode POD is refused with Unimplemented on them and
+//     they report user_namespaces false (never run in the host's user
+//     namespace while kubelet believes the pod is isolated). Needed: runc
+//     joining the pinned namespace by path with linux.uidMappings (the spec
+//     already has them) and binds of mounts idmapped on the host, as runc
+//     1.1.5 cannot idmap mounts itself; tested on runc. A berthd started
+//     with UsernsPodsEnv (tests only) makes such pods there, with
+//     CreateContainer refused.
+//   - Idmapped volumes: a CRI Mount with uid_mappings/gid_mappings is
+//     still InvalidArgument. Needed: open_tree + mount_setattr
+//     MOUNT_ATTR_IDMAP with the pod's user namespace on the host, then the
+//     bind of that.
+//   - The crash failpoints of CreateContainer with an idmapped rootfs are
+//     not exercised for a user-namespace pod.
 
 import (
 	"fmt"

@@ -5,17 +5,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
-	"github.com/berth-runtime/berth/test/harness"
+	"github.com/berth-runtime/berth/test/images"
 	"github.com/berth-runtime/berth/test/nsowner"
+	"github.com/berth-runtime/berth/test/registry"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func TestPodUserNamespaceOptionsAreCheckedAsTheCRISays(t *testing.T) {
-	d := harness.Start(t)
+	d := startPodDaemon(t)
 	one := func(container, host uint32) []*runtimeapi.IDMapping {
 		return []*runtimeapi.IDMapping{{ContainerId: container, HostId: host, Length: 65536}}
 	}
@@ -31,18 +34,24 @@ func TestPodUserNamespaceOptionsAreCheckedAsTheCRISays(t *testing.T) {
 		{"container-mode", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_CONTAINER}, codes.InvalidArgument},
 		{"target-mode", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_TARGET}, codes.InvalidArgument},
 		{"pod-on-the-host-network", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: one(0, 100000), Gids: one(0, 100000)}, codes.InvalidArgument},
-		// Not built yet: refused, never run in the host's user namespace.
-		{"pod", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: one(0, 100000), Gids: one(0, 100000)}, codes.Unimplemented},
+		// Unimplemented on runc (see the loop).
+		{"pod", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: one(0, 100000), Gids: one(0, 100000)}, codes.OK},
 	} {
 		for _, h := range handlers {
+			want := tc.want
+			if tc.name == "pod" && h == "runc" {
+				// Not built for runc: refused, never run in the host's
+				// user namespace.
+				want = codes.Unimplemented
+			}
 			cfg := podConfig(d, "userns-"+tc.name+"-"+h)
 			if tc.name != "pod" {
 				cfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
 			}
 			cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = tc.userns
 			resp, err := d.Runtime.RunPodSandbox(ctxFor(t), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: h})
-			if status.Code(err) != tc.want {
-				t.Errorf("%s on %s: RunPodSandbox: %v, want %v", tc.name, h, err, tc.want)
+			if status.Code(err) != want {
+				t.Errorf("%s on %s: RunPodSandbox: %v, want %v", tc.name, h, err, want)
 			}
 			if err == nil {
 				if _, err := d.Runtime.RemovePodSandbox(ctxFor(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId}); err != nil {
@@ -56,8 +65,8 @@ func TestPodUserNamespaceOptionsAreCheckedAsTheCRISays(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range resp.GetRuntimeHandlers() {
-		if h.GetFeatures().GetUserNamespaces() {
-			t.Errorf("handler %q reports user_namespaces, which no handler has yet", h.GetName())
+		if want := h.GetName() == "" || h.GetName() == "berth"; h.GetFeatures().GetUserNamespaces() != want {
+			t.Errorf("handler %q reports user_namespaces %v, want %v", h.GetName(), h.GetFeatures().GetUserNamespaces(), want)
 		}
 	}
 }
@@ -105,7 +114,9 @@ func TestAUserNamespacePodIsMappedOwnsItsNamespacesSurvivesARestartAndLeavesNoth
 				"net.ipv4.ip_unprivileged_port_start": "80",
 				"kernel.shmmni":                       "1234",
 			}
-			id := mustRunPod(t, d, cfg)
+			// On runc, which cannot run containers in it yet: only the
+			// test knob makes such a pod there.
+			id := mustRunPodWith(t, d, cfg, "runc")
 			dir := pinDir(d, id)
 			check := func(t *testing.T) {
 				st := mustPodStatus(t, d, id)
@@ -157,4 +168,71 @@ func TestAUserNamespacePodIsMappedOwnsItsNamespacesSurvivesARestartAndLeavesNoth
 			}
 		})
 	}
+}
+
+func TestHostUsersFalseRunsTheBuiltinRuntimesContainersAsTheMappedRoot(t *testing.T) {
+	d := startPodDaemon(t)
+	// The container's root, uid H on the host, reaches its rootfs by path
+	// through the state dir, which this test's dir holds.
+	if err := os.Chmod(d.Dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.Start(t)
+	ref := reg.Push(t, "library/busybox:latest", images.Busybox())
+	mustPullImage(t, d, ref)
+	const hostUID, hostGID = 11 << 16, 12 << 16
+	cfg := podConfig(d, "host-users-false")
+	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = podUserns(hostUID, hostGID)
+	e := &ctrEnv{d: d, image: ref, pod: mustRunPodWith(t, d, cfg, "berth"), podCfg: cfg}
+	// A hostPath, writable by anyone, below a dir the container's root
+	// may not traverse, as kubelet's volume dirs are.
+	volume := filepath.Join(t.TempDir(), "private", "volume")
+	if err := os.MkdirAll(volume, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(volume, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	ccfg := e.config("c", "sleep 100000")
+	ccfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: volume}}
+	ccfg.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+		Capabilities: &runtimeapi.Capability{AddCapabilities: []string{"SYS_TIME"}}}}
+	id := e.mustRun(t, ccfg)
+
+	check := func(t *testing.T) {
+		out := e.mustExec(t, id, "sh", "-c", `cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g
+stat -c %u:%g /bin/busybox /etc/hosts /
+echo pod > /etc/hosts && echo hosts writable
+touch /data/by-root-$$ && echo volume writable
+# busybox's date exits 0 when it cannot set the clock: read its complaint.
+date -s 2001-01-01 2>&1 >/dev/null | grep -q 'not permitted' && echo clock refused || echo clock set`)
+		want := fmt.Sprintf("0 %d 65536\n0 %d 65536\n0\n0\n0:0\n0:0\n0:0\nhosts writable\nvolume writable\nclock refused\n", hostUID, hostGID)
+		if got := strings.Join(strings.Fields(out), " "); !strings.HasPrefix(got, strings.Join(strings.Fields(want), " ")) {
+			t.Errorf("inside the container:\n%s\nwant it to start with:\n%s", out, want)
+		}
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", containerPid(t, e, id)))
+		if want := fmt.Sprintf("\nUid:\t%d\t%d\t%d\t%d\n", hostUID, hostUID, hostUID, hostUID); !strings.Contains(string(status), want) {
+			t.Errorf("the container's process does not run as uid %d on the host:\n%s", hostUID, status)
+		}
+		written, _ := filepath.Glob(filepath.Join(volume, "by-root-*"))
+		if len(written) == 0 {
+			t.Fatalf("nothing written to the hostPath")
+		}
+		for _, f := range written {
+			fi, err := os.Stat(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != hostUID || st.Gid != hostGID {
+				t.Errorf("%s, written by the container's root, is owned by %d:%d on the host, want %d:%d", f, st.Uid, st.Gid, hostUID, hostGID)
+			}
+		}
+		if time.Now().Year() < 2020 {
+			t.Errorf("the container, holding CAP_SYS_TIME in its user namespace only, set the host's clock")
+		}
+	}
+	check(t)
+	d.Kill(t)
+	d.Restart(t)
+	t.Run("after a berthd restart", check)
 }
