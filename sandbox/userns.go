@@ -6,8 +6,8 @@ package sandbox
 // pod, with the one uid and one gid mapping kubelet picked). CONTAINER and
 // TARGET are not modes a user namespace can have.
 //
-// What exists, for the built-in runtime (handler "berth"), which reports
-// user_namespaces true:
+// What exists, for the built-in runtime and runc (which report
+// user_namespaces true):
 //   - The request is checked as the CRI and containerd check it, so a bad
 //     one is InvalidArgument (also POD with the host's network, IPC or PID
 //     namespace, which kubelet forbids) and NODE runs.
@@ -36,19 +36,19 @@ package sandbox
 //     0750 volume dirs need not be reachable by H; oom_score_adj and
 //     rlimits are set from the host. Execs join the user namespace first.
 //     A hostPath is bound as is: what the container's root writes there is
-//     owned by H on the host.
+//     owned by H on the host. runc (1.1.5 here) joins the pinned user
+//     namespace by path with the spec's mappings, and binds the rootfs
+//     Berth idmapped; it cannot idmap mounts itself, and need not.
 //   - Tests: userns_linux_test.go here, oci/userns_linux_test.go,
 //     image/idmap_linux_test.go, and test/integration/userns_test.go and
 //     the userns crash test.
 //
 // What does not exist yet:
-//   - runc (and crun): mode POD is refused with Unimplemented on them and
-//     they report user_namespaces false (never run in the host's user
-//     namespace while kubelet believes the pod is isolated). Needed: runc
-//     joining the pinned namespace by path with linux.uidMappings (the spec
-//     already has them) and binds of mounts idmapped on the host, as runc
-//     1.1.5 cannot idmap mounts itself; tested on runc. A berthd started
-//     with UsernsPodsEnv (tests only) makes such pods there, with
+//   - crun (untested: Debian's 1.8.1 refuses this host's hybrid cgroups):
+//     mode POD is refused with Unimplemented and it reports
+//     user_namespaces false (never run in the host's user namespace while
+//     kubelet believes the pod is isolated). A berthd started with
+//     UsernsPodsEnv (tests only) makes such pods there, with
 //     CreateContainer refused.
 //   - Idmapped volumes: a CRI Mount with uid_mappings/gid_mappings is
 //     still InvalidArgument. Needed: open_tree + mount_setattr

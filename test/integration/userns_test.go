@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-runtime/berth/test/harness"
 	"github.com/berth-runtime/berth/test/images"
 	"github.com/berth-runtime/berth/test/nsowner"
 	"github.com/berth-runtime/berth/test/registry"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -34,13 +36,13 @@ func TestPodUserNamespaceOptionsAreCheckedAsTheCRISays(t *testing.T) {
 		{"container-mode", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_CONTAINER}, codes.InvalidArgument},
 		{"target-mode", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_TARGET}, codes.InvalidArgument},
 		{"pod-on-the-host-network", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: one(0, 100000), Gids: one(0, 100000)}, codes.InvalidArgument},
-		// Unimplemented on runc (see the loop).
+		// Unimplemented on crun (see the loop).
 		{"pod", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: one(0, 100000), Gids: one(0, 100000)}, codes.OK},
 	} {
-		for _, h := range handlers {
+		for _, h := range append(handlers, "crun") {
 			want := tc.want
-			if tc.name == "pod" && h == "runc" {
-				// Not built for runc: refused, never run in the host's
+			if tc.name == "pod" && h == "crun" {
+				// Not tested with crun: refused, never run in the host's
 				// user namespace.
 				want = codes.Unimplemented
 			}
@@ -65,7 +67,7 @@ func TestPodUserNamespaceOptionsAreCheckedAsTheCRISays(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range resp.GetRuntimeHandlers() {
-		if want := h.GetName() == "" || h.GetName() == "berth"; h.GetFeatures().GetUserNamespaces() != want {
+		if want := h.GetName() != "crun"; h.GetFeatures().GetUserNamespaces() != want {
 			t.Errorf("handler %q reports user_namespaces %v, want %v", h.GetName(), h.GetFeatures().GetUserNamespaces(), want)
 		}
 	}
@@ -114,9 +116,9 @@ func TestAUserNamespacePodIsMappedOwnsItsNamespacesSurvivesARestartAndLeavesNoth
 				"net.ipv4.ip_unprivileged_port_start": "80",
 				"kernel.shmmni":                       "1234",
 			}
-			// On runc, which cannot run containers in it yet: only the
-			// test knob makes such a pod there.
-			id := mustRunPodWith(t, d, cfg, "runc")
+			// On crun, which cannot run containers in it: only the test
+			// knob makes such a pod there.
+			id := mustRunPodWith(t, d, cfg, "crun")
 			dir := pinDir(d, id)
 			check := func(t *testing.T) {
 				st := mustPodStatus(t, d, id)
@@ -170,7 +172,7 @@ func TestAUserNamespacePodIsMappedOwnsItsNamespacesSurvivesARestartAndLeavesNoth
 	}
 }
 
-func TestHostUsersFalseRunsTheBuiltinRuntimesContainersAsTheMappedRoot(t *testing.T) {
+func TestHostUsersFalseRunsTheContainersAsTheMappedRoot(t *testing.T) {
 	d := startPodDaemon(t)
 	// The container's root, uid H on the host, reaches its rootfs by path
 	// through the state dir, which this test's dir holds.
@@ -180,10 +182,15 @@ func TestHostUsersFalseRunsTheBuiltinRuntimesContainersAsTheMappedRoot(t *testin
 	reg := registry.Start(t)
 	ref := reg.Push(t, "library/busybox:latest", images.Busybox())
 	mustPullImage(t, d, ref)
-	const hostUID, hostGID = 11 << 16, 12 << 16
-	cfg := podConfig(d, "host-users-false")
+	for i, h := range handlers {
+		t.Run(h, func(t *testing.T) { hostUsersFalse(t, d, ref, h, uint32(11+2*i)<<16, uint32(12+2*i)<<16) })
+	}
+}
+
+func hostUsersFalse(t *testing.T, d *harness.Daemon, ref, handler string, hostUID, hostGID uint32) {
+	cfg := podConfig(d, "host-users-false-"+handler)
 	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = podUserns(hostUID, hostGID)
-	e := &ctrEnv{d: d, image: ref, pod: mustRunPodWith(t, d, cfg, "berth"), podCfg: cfg}
+	e := &ctrEnv{d: d, image: ref, pod: mustRunPodWith(t, d, cfg, handler), podCfg: cfg}
 	// A hostPath, writable by anyone, below a dir the container's root
 	// may not traverse, as kubelet's volume dirs are.
 	volume := filepath.Join(t.TempDir(), "private", "volume")
@@ -210,7 +217,19 @@ date -s 2001-01-01 2>&1 >/dev/null | grep -q 'not permitted' && echo clock refus
 		if got := strings.Join(strings.Fields(out), " "); !strings.HasPrefix(got, strings.Join(strings.Fields(want), " ")) {
 			t.Errorf("inside the container:\n%s\nwant it to start with:\n%s", out, want)
 		}
-		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", containerPid(t, e, id)))
+		pid := containerPid(t, e, id)
+		var pinned, joined unix.Stat_t
+		_ = unix.Stat(filepath.Join(pinDir(d, e.pod), "user"), &pinned)
+		_ = unix.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &joined)
+		if pinned.Ino == 0 || pinned.Ino != joined.Ino {
+			t.Errorf("the container is not in its pod's user namespace")
+		}
+		for _, k := range []string{"pid", "mnt"} {
+			if owned, err := nsowner.Owns(filepath.Join(pinDir(d, e.pod), "user"), fmt.Sprintf("/proc/%d/ns/%s", pid, k)); err != nil || !owned {
+				t.Errorf("the container's %s namespace is not owned by its pod's user namespace (%v)", k, err)
+			}
+		}
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if want := fmt.Sprintf("\nUid:\t%d\t%d\t%d\t%d\n", hostUID, hostUID, hostUID, hostUID); !strings.Contains(string(status), want) {
 			t.Errorf("the container's process does not run as uid %d on the host:\n%s", hostUID, status)
 		}
