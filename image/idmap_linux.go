@@ -26,7 +26,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"golang.org/x/sys/unix"
+	"github.com/berth-runtime/berth/idmap"
 )
 
 // MountSnapshotIDMapped mounts snapshot key at target as MountSnapshot
@@ -74,27 +74,9 @@ func mountOverlayIDMapped(lowers []string, upper, work, target, scratch string, 
 			return err
 		}
 		clones = append(clones, dst)
-		if err := idmappedClone(l, dst, usernsFd); err != nil {
+		if err := idmap.Clone(l, dst, usernsFd, false, true); err != nil {
 			return err
 		}
 	}
 	return mountOverlay(clones, upper, work, target)
-}
-
-// idmappedClone attaches at dst a read-only clone of the mount of src
-// whose IDs are mapped through the user namespace usernsFd.
-func idmappedClone(src, dst string, usernsFd int) error {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("clone %s: %w", src, err)
-	}
-	defer unix.Close(fd)
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_RDONLY, Userns_fd: uint64(usernsFd)}
-	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
-		return fmt.Errorf("idmap %s: %w", src, err)
-	}
-	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("attach idmapped %s: %w", src, err)
-	}
-	return nil
 }

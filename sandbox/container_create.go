@@ -142,6 +142,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		ID: id, Config: cfg, Image: img.Config, Pod: pod, Rootfs: rootfs,
 		SwapAccounting: oci.SwapAccounting(), Unified: oci.UnifiedMemory(), Hugetlb: oci.HugetlbAvailable(),
 		Systemd: m.cfg.CgroupDriver == "systemd", Features: oci.FeaturesOf(rt),
+		IDMapDir: filepath.Join(c.stateDir, "idmap"), IDMapped: map[string]string{},
 	}
 	if in.RestrictOOM, err = restrictOOM(m.cfg.RestrictOOMScoreAdj); err != nil {
 		return "", err
@@ -155,6 +156,18 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	spec, err := buildSpec(in)
 	if err != nil {
 		return "", err
+	}
+	if len(in.IDMapped) > 0 {
+		defer func() {
+			if retErr != nil {
+				if err := unmountIDMapped(c.stateDir); err != nil {
+					log.Warn("unmount idmapped volumes", zap.Error(err))
+				}
+			}
+		}()
+		if err := mountIDMapped(in.IDMapDir, in.IDMapped, pod.UserNS); err != nil {
+			return "", err
+		}
 	}
 	if err := oci.WriteSpec(c.bundle, spec); err != nil {
 		return "", err

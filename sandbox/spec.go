@@ -65,6 +65,12 @@ type specInput struct {
 	Hugetlb bool
 	// Systemd selects "slice:prefix:name" cgroup paths.
 	Systemd bool
+	// IDMapDir is where CreateContainer attaches the idmapped clones of
+	// the volumes kubelet gave uid/gid mappings; setMounts points those
+	// mounts there and records the host path of each in IDMapped (mount
+	// point -> host path) for CreateContainer to make.
+	IDMapDir string
+	IDMapped map[string]string
 }
 
 // buildSpec returns the OCI spec of a container. Errors are

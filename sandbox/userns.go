@@ -39,6 +39,12 @@ package sandbox
 //     owned by H on the host. runc (1.1.5 here) joins the pinned user
 //     namespace by path with the spec's mappings, and binds the rootfs
 //     Berth idmapped; it cannot idmap mounts itself, and need not.
+//   - Idmapped volumes: a CRI Mount with uid_mappings/gid_mappings (the
+//     pod's; private propagation) is cloned on the host, idmapped through
+//     the pod's user namespace (package idmap) and attached below
+//     <state>/containers/<id>/idmap, which the runtime binds; unmounted at
+//     removal. Elsewhere such a mount is InvalidArgument, and so is a
+//     filesystem that cannot be idmapped.
 //   - Tests: userns_linux_test.go here, oci/userns_linux_test.go,
 //     image/idmap_linux_test.go, and test/integration/userns_test.go and
 //     the userns crash test.
@@ -50,12 +56,10 @@ package sandbox
 //     kubelet believes the pod is isolated). A berthd started with
 //     UsernsPodsEnv (tests only) makes such pods there, with
 //     CreateContainer refused.
-//   - Idmapped volumes: a CRI Mount with uid_mappings/gid_mappings is
-//     still InvalidArgument. Needed: open_tree + mount_setattr
-//     MOUNT_ATTR_IDMAP with the pod's user namespace on the host, then the
-//     bind of that.
-//   - The crash failpoints of CreateContainer with an idmapped rootfs are
-//     not exercised for a user-namespace pod.
+//   - The crash failpoints of CreateContainer with an idmapped rootfs or
+//     volume are not exercised for a user-namespace pod (removal does
+//     unmount them, and a crashed CreateContainer is undone by the same
+//     removal).
 
 import (
 	"fmt"

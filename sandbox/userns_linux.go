@@ -1,13 +1,17 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"syscall"
 
+	"github.com/berth-runtime/berth/idmap"
 	"github.com/berth-runtime/berth/oci"
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -184,4 +188,59 @@ func inPinnedNamespaces(dir string, kinds []string, fn func() error) error {
 		}()
 	}()
 	return <-errc
+}
+
+// mountIDMapped attaches at each mount point of mounts (below dir) an
+// idmapped clone of its host path, mapped through the pod's user
+// namespace at userns: what the container's root writes there is owned by
+// 0 on disk, and files owned by 0 are its own.
+func mountIDMapped(dir string, mounts map[string]string, userns string) error {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("idmapped volumes: %w", err)
+	}
+	ns, err := os.Open(userns)
+	if err != nil {
+		return fmt.Errorf("idmapped volumes: user namespace: %w", err)
+	}
+	defer ns.Close()
+	for target, src := range mounts {
+		fi, err := os.Stat(src)
+		if err != nil {
+			return fmt.Errorf("idmapped volume %s: %w", src, err)
+		}
+		if fi.IsDir() {
+			err = os.Mkdir(target, 0o711)
+		} else {
+			err = os.WriteFile(target, nil, 0o600)
+		}
+		if err != nil {
+			return fmt.Errorf("idmapped volume %s: %w", src, err)
+		}
+		if err := idmap.Clone(src, target, int(ns.Fd()), true, false); err != nil {
+			if errors.Is(err, idmap.ErrUnsupported) {
+				return fmt.Errorf("host path %s: its filesystem does not support idmapped mounts: %v: %w", src, err, errdefs.ErrInvalidArgument)
+			}
+			return fmt.Errorf("idmapped volume: %w", err)
+		}
+	}
+	return nil
+}
+
+// unmountIDMapped unmounts and removes the idmapped volumes of the
+// container whose state dir is stateDir, as many as are there.
+func unmountIDMapped(stateDir string) error {
+	dir := filepath.Join(stateDir, "idmap")
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("idmapped volumes: %w", err)
+	}
+	for _, e := range entries {
+		if err := unpin(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("idmapped volume: %w", err)
+		}
+	}
+	return nil
 }

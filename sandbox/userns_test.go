@@ -83,3 +83,30 @@ func TestModePODWithAHostNamespaceIsInvalid(t *testing.T) {
 		})
 	}
 }
+
+func TestIDMappedMountsMustUseThePodsMappingsAndPrivatePropagation(t *testing.T) {
+	pm := &runtimeapi.IDMapping{HostId: 100000, Length: 65536}
+	pod := podView{UserNS: "/pins/user", UIDMap: pm, GIDMap: pm}
+	same := []*runtimeapi.IDMapping{{HostId: 100000, Length: 65536}}
+	other := []*runtimeapi.IDMapping{{HostId: 200000, Length: 65536}}
+	for _, tc := range []struct {
+		name string
+		m    *runtimeapi.Mount
+		pod  podView
+		ok   bool
+	}{
+		{"the pod's mappings, private, are made", &runtimeapi.Mount{UidMappings: same, GidMappings: same}, pod, true},
+		{"in a pod in the host's user namespace they are invalid", &runtimeapi.Mount{UidMappings: same, GidMappings: same}, podView{}, false},
+		{"a uid mapping other than the pod's is invalid", &runtimeapi.Mount{UidMappings: other, GidMappings: same}, pod, false},
+		{"a missing gid mapping is invalid", &runtimeapi.Mount{UidMappings: same}, pod, false},
+		{"host-to-container propagation is invalid", &runtimeapi.Mount{UidMappings: same, GidMappings: same,
+			Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, pod, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkMountMappings(tc.m, tc.pod)
+			if tc.ok && err != nil || !tc.ok && !errdefs.IsInvalidArgument(err) {
+				t.Errorf("checkMountMappings: %v", err)
+			}
+		})
+	}
+}

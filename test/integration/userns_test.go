@@ -200,8 +200,19 @@ func hostUsersFalse(t *testing.T, d *harness.Daemon, ref, handler string, hostUI
 	if err := os.Chmod(volume, 0o777); err != nil {
 		t.Fatal(err)
 	}
+	// A volume kubelet gives the pod's mappings: idmapped, so the host's
+	// root-owned files are the container root's, and its writes root's.
+	mapped := filepath.Join(t.TempDir(), "private", "mapped")
+	if err := os.MkdirAll(mapped, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mapped, "host-file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ccfg := e.config("c", "sleep 100000")
-	ccfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: volume}}
+	ccfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: volume}, {ContainerPath: "/mapped", HostPath: mapped,
+		UidMappings: cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions.Uids,
+		GidMappings: cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions.Gids}}
 	ccfg.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
 		Capabilities: &runtimeapi.Capability{AddCapabilities: []string{"SYS_TIME"}}}}
 	id := e.mustRun(t, ccfg)
@@ -246,6 +257,23 @@ date -s 2001-01-01 2>&1 >/dev/null | grep -q 'not permitted' && echo clock refus
 				t.Errorf("%s, written by the container's root, is owned by %d:%d on the host, want %d:%d", f, st.Uid, st.Gid, hostUID, hostGID)
 			}
 		}
+		out = e.mustExec(t, id, "sh", "-c", "stat -c %u:%g /mapped /mapped/host-file; echo new > /mapped/by-root-$$ && echo mapped writable")
+		if got := strings.Join(strings.Fields(out), " "); got != "0:0 0:0 mapped writable" {
+			t.Errorf("the idmapped volume inside: %q, want its root-owned files the container root's, and writable", out)
+		}
+		written, _ = filepath.Glob(filepath.Join(mapped, "by-root-*"))
+		for _, f := range written {
+			fi, err := os.Stat(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 0 {
+				t.Errorf("%s, written by the container's root to an idmapped volume, is owned by %d:%d on the host, want 0:0", f, st.Uid, st.Gid)
+			}
+		}
+		if len(written) == 0 {
+			t.Errorf("nothing written to the idmapped volume")
+		}
 		if time.Now().Year() < 2020 {
 			t.Errorf("the container, holding CAP_SYS_TIME in its user namespace only, set the host's clock")
 		}
@@ -254,4 +282,18 @@ date -s 2001-01-01 2>&1 >/dev/null | grep -q 'not permitted' && echo clock refus
 	d.Kill(t)
 	d.Restart(t)
 	t.Run("after a berthd restart", check)
+}
+
+func TestIDMappedMountsAreRefusedWhereBerthCannotMakeThemAsAsked(t *testing.T) {
+	forEachHandler(t, func(t *testing.T, e *ctrEnv) {
+		// forEachHandler's pod is on the host's network and user
+		// namespace.
+		m := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
+		cfg := e.config("c", "true")
+		cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/v", HostPath: t.TempDir(), UidMappings: m, GidMappings: m}}
+		_, err := e.d.Runtime.CreateContainer(ctxFor(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, Config: cfg, SandboxConfig: e.podCfg})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("an idmapped mount in a pod without its own user namespace: %v, want InvalidArgument", err)
+		}
+	})
 }
