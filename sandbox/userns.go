@@ -23,7 +23,8 @@ package sandbox
 //     euid set to H, the only writer the kernel allows). In PID mode POD
 //     the child is berth-podinit; otherwise a berth-nsholder killed once
 //     the pins exist. The pod's hostname, hosts and resolv.conf are H's.
-//     Teardown, restart recovery and the crash failpoints cover the pin.
+//     Teardown, restart recovery and the crash failpoints cover the pin
+//     and the containers' idmapped rootfs and volumes.
 //   - Containers (CreateContainer): the spec joins the pinned user
 //     namespace by path with the pod's mappings; the rootfs is an overlay
 //     of idmapped clones of the image's layers (image/idmap_linux.go), its
@@ -56,10 +57,6 @@ package sandbox
 //     kubelet believes the pod is isolated). A berthd started with
 //     UsernsPodsEnv (tests only) makes such pods there, with
 //     CreateContainer refused.
-//   - The crash failpoints of CreateContainer with an idmapped rootfs or
-//     volume are not exercised for a user-namespace pod (removal does
-//     unmount them, and a crashed CreateContainer is undone by the same
-//     removal).
 
 import (
 	"fmt"

@@ -33,10 +33,10 @@ type crashEnv struct {
 	reg   *registry.Registry
 	image string
 	seq   int
-	// userns: the pods have their own user namespace (and no
-	// containers, which such pods cannot have yet); env is berthd's
+	// userns: the pods have their own user namespace; env is berthd's
 	// environment without a failpoint.
 	userns bool
+	volume string // an idmapped volume of the userns pods' containers
 	env    []string
 }
 
@@ -47,21 +47,22 @@ func TestCrashAtEveryFailpointLeavesTheObjectWholeOrAbsentAndNothingLeaks(t *tes
 	e.crashAt(t, failpoint.Steps())
 }
 
-// A pod with its own user namespace has one more pin, and berth-podinit
-// made with it: a crash at any step of its making, stopping or removal
-// leaves it whole or absent, and nothing of it once removed.
+// A pod with its own user namespace has one more pin, berth-podinit made
+// with it, and containers with an idmapped rootfs and volume: a crash at
+// any step of their making, stopping or removal leaves them whole or
+// absent, and nothing of them once removed.
 func TestCrashInAUserNamespacePodLeavesItWholeOrAbsentAndNothingLeaks(t *testing.T) {
-	e := &crashEnv{d: startPodDaemon(t), userns: true, env: []string{usernsPodsEnv}}
-	e.d.Stop(t)
-	e.d.Env = e.env
-	e.d.Restart(t)
+	e := &crashEnv{d: startPodDaemon(t), reg: registry.Start(t), userns: true, volume: t.TempDir()}
+	// The containers' root reaches its rootfs through the state dir.
+	if err := os.Chmod(e.d.Dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	e.image = e.reg.Push(t, "library/busybox:latest", images.Busybox())
+	mustPullImage(t, e.d, e.image)
 	var steps []failpoint.Step
 	for _, s := range failpoint.Steps() {
-		switch call, _, _ := strings.Cut(string(s), "/"); call {
-		case "run-pod-sandbox", "stop-pod-sandbox", "remove-pod-sandbox":
-			if s != failpoint.RemoveContainers && s != failpoint.StopContainers {
-				steps = append(steps, s)
-			}
+		if call, _, _ := strings.Cut(string(s), "/"); call != "pull-image" {
+			steps = append(steps, s)
 		}
 	}
 	e.crashAt(t, steps)
@@ -112,11 +113,16 @@ func (e *crashEnv) podConfig() *runtimeapi.PodSandboxConfig {
 }
 
 func (e *crashEnv) ctrConfig() *runtimeapi.ContainerConfig {
-	return &runtimeapi.ContainerConfig{
+	cfg := &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: "sleeper"},
 		Image:    &runtimeapi.ImageSpec{Image: e.image},
 		Command:  []string{"/bin/sleep", "3600"},
 	}
+	if e.userns {
+		userns := e.podConfig().Linux.SecurityContext.NamespaceOptions.UsernsOptions
+		cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/v", HostPath: e.volume, UidMappings: userns.Uids, GidMappings: userns.Gids}}
+	}
+	return cfg
 }
 
 // ensureRunning starts berthd with no failpoint if a failed step left it
@@ -228,7 +234,6 @@ func (e *crashEnv) assertPodWhole(t *testing.T, pod *runtimeapi.PodSandbox) {
 	}
 	if e.userns {
 		assertUsernsOwnsThePods(t, pinDir(e.d, pod.Id))
-		return
 	}
 	cfg := e.podConfig()
 	cfg.Metadata = pod.Metadata
@@ -333,9 +338,7 @@ func (e *crashEnv) crashStart(t *testing.T, step failpoint.Step) {
 
 func (e *crashEnv) crashStop(t *testing.T, step failpoint.Step) {
 	pod, cfg := e.runPod(t)
-	if !e.userns {
-		e.mustCreateAndStart(t, pod, cfg)
-	}
+	e.mustCreateAndStart(t, pod, cfg)
 	e.arm(t, step)
 	_, err := e.d.Runtime.StopPodSandbox(ctxFor(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: pod})
 	e.mustDieAt(t, step, err)
@@ -354,9 +357,7 @@ func (e *crashEnv) crashStop(t *testing.T, step failpoint.Step) {
 
 func (e *crashEnv) crashRemove(t *testing.T, step failpoint.Step) {
 	pod, cfg := e.runPod(t)
-	if !e.userns {
-		e.mustCreateAndStart(t, pod, cfg)
-	}
+	e.mustCreateAndStart(t, pod, cfg)
 	e.arm(t, step)
 	_, err := e.d.Runtime.RemovePodSandbox(ctxFor(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod})
 	e.mustDieAt(t, step, err)
