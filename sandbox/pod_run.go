@@ -173,11 +173,15 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	if err != nil {
 		return "", err
 	}
-	failpoint.Hit(failpoint.RunPodNamespaces)
 	if p.init != nil {
+		// Before anything can crash: a restarted berthd kills the
+		// berth-podinit the intent names, and would not find it else.
 		if err := writeIntent(p); err != nil {
 			return "", err
 		}
+	}
+	failpoint.Hit(failpoint.RunPodNamespaces)
+	if p.init != nil {
 		if err := m.addToPodCgroup(cgroup, p.init.pid); err != nil {
 			return "", err
 		}

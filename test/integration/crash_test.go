@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -445,7 +446,37 @@ func (e *crashEnv) assertNothingLeft(t *testing.T) {
 			leaks = append(leaks, "dir "+filepath.Join(dir, en.Name()))
 		}
 	}
+	if e.userns {
+		// Whatever runs as the pods' root outside every cgroup the
+		// harness checks (a berth-podinit not yet in the pod cgroup):
+		// no other test uses this host uid.
+		leaks = append(leaks, processesOfUID(e.podConfig().Linux.SecurityContext.NamespaceOptions.UsernsOptions.Uids[0].HostId)...)
+	}
 	if len(leaks) > 0 {
 		t.Errorf("after removing everything berthd left:\n  %s\nlog: %s", strings.Join(leaks, "\n  "), e.d.LogPath)
 	}
+}
+
+// processesOfUID describes the live processes whose uid is uid; zombies
+// (a killed berth-podinit its new parent has not reaped yet) are gone.
+func processesOfUID(uid uint32) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, en := range entries {
+		if _, err := strconv.Atoi(en.Name()); err != nil {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join("/proc", en.Name()))
+		if err != nil {
+			continue
+		}
+		if status, _ := os.ReadFile(filepath.Join("/proc", en.Name(), "status")); strings.Contains(string(status), "\nState:\tZ") {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid == uid {
+			comm, _ := os.ReadFile(filepath.Join("/proc", en.Name(), "comm"))
+			out = append(out, fmt.Sprintf("process %s (%s) as uid %d", en.Name(), strings.TrimSpace(string(comm)), uid))
+		}
+	}
+	return out
 }
