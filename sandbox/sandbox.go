@@ -105,10 +105,10 @@ type Manager struct {
 }
 
 // UsernsPodsEnv, set to 1 in berthd's environment, lets RunPodSandbox make
-// pods of user namespace mode POD, so that tests can check the pod's user
-// namespace, its pins and their teardown, although no runtime handler can
-// run containers in such a pod yet: CreateContainer there is
-// Unimplemented, so nothing runs with less isolation than asked. For
+// pods of user namespace mode POD also on a handler that cannot run
+// containers in them (crun), so that tests can check the pod side there:
+// CreateContainer in such a pod is Unimplemented, so nothing runs with
+// less isolation than asked. For
 // tests only; New removes it from the environment, as failpoint.Arm does
 // its variable, so that nothing berthd starts inherits it.
 const UsernsPodsEnv = "BERTH_TEST_USERNS_PODS"
@@ -148,7 +148,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	}
 	if os.Getenv(UsernsPodsEnv) == "1" {
 		m.usernsPodsForTest = true
-		m.log.Warn(UsernsPodsEnv + " is set: pods of user namespace mode POD run, with no containers")
+		m.log.Warn(UsernsPodsEnv + " is set: pods of user namespace mode POD run on every handler, with no containers where it lacks user namespaces")
 	}
 	os.Unsetenv(UsernsPodsEnv)
 	m.log.Info("cgroups", zap.String("version", cgroupVersion()), zap.String("driver", opts.Config.CgroupDriver))

@@ -73,9 +73,8 @@ func TestPodUserNamespaceOptionsAreCheckedAsTheCRISays(t *testing.T) {
 	}
 }
 
-// usernsPodsEnv lets berthd run pods of user namespace mode POD, with no
-// containers (sandbox.UsernsPodsEnv): no handler can run containers in
-// them yet.
+// usernsPodsEnv lets berthd run pods of user namespace mode POD on a
+// handler that cannot run containers in them (sandbox.UsernsPodsEnv).
 const usernsPodsEnv = "BERTH_TEST_USERNS_PODS=1"
 
 // podUserns is a user namespace of mode POD mapping 0-65535 to 65536 IDs
