@@ -64,7 +64,7 @@ func (s *runtimeService) runtimeHandlers() []*runtimeapi.RuntimeHandler {
 	out := make([]*runtimeapi.RuntimeHandler, 0, len(s.handlers)+1)
 	for i, name := range s.handlers {
 		f := s.pods.HandlerFeatures(name)
-		features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: f.RecursiveReadOnly}
+		features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: f.RecursiveReadOnly, UserNamespaces: f.UserNamespaces}
 		if i == 0 {
 			out = append(out, &runtimeapi.RuntimeHandler{Name: "", Features: features})
 		}

@@ -28,8 +28,20 @@ package oci
 // joined by a goroutine that locks its OS thread, setns()es it, forks the
 // child from it (the child inherits them) and then exits with the thread
 // still locked, so the Go runtime discards the thread.
+//
+// A user namespace given by path (a pod's own, hostUsers: false) cannot be
+// joined that way: no multithreaded process can join one, and the
+// container's new namespaces must be made after it so that it owns them.
+// Then oci/nsenter's constructor in the child does it all before the Go
+// runtime starts (startInUserns): the joins, user first; the unshares;
+// the fork into a PID namespace, reporting the init's PID; the cgroup
+// joins while it has the host's IDs; then it becomes the namespace's
+// root. The runtime sets oom_score_adj and rlimits from the host
+// (setLimitsFromHost). Execs join the user namespace first the same way.
+// A new user namespace (no path) is not implemented.
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +49,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -115,7 +129,11 @@ func namespacePlan(s *specs.Spec) (clone uintptr, joins []nsJoin, cgroupNS bool,
 			return 0, joins, false, fmt.Errorf("namespace type %q: %w", ns.Type, errdefs.ErrInvalidArgument)
 		}
 		switch ns.Type {
-		case specs.UserNamespace, specs.TimeNamespace:
+		case specs.UserNamespace:
+			if ns.Path == "" {
+				return 0, joins, false, fmt.Errorf("a new user namespace (joining one by path is supported): %w", errdefs.ErrNotImplemented)
+			}
+		case specs.TimeNamespace:
 			return 0, joins, false, fmt.Errorf("%s namespaces: %w", ns.Type, errdefs.ErrNotImplemented)
 		case specs.MountNamespace:
 			if ns.Path != "" {
@@ -136,12 +154,123 @@ func namespacePlan(s *specs.Spec) (clone uintptr, joins []nsJoin, cgroupNS bool,
 		if err != nil {
 			return 0, joins, false, fmt.Errorf("open %s namespace %s: %v: %w", ns.Type, ns.Path, err, errdefs.ErrInvalidArgument)
 		}
+		if ns.Type == specs.UserNamespace {
+			// First: it owns the others.
+			joins = append([]nsJoin{{f: f, flag: int(flag)}}, joins...)
+			continue
+		}
 		joins = append(joins, nsJoin{f: f, flag: int(flag)})
 	}
 	if !hasMount {
 		return 0, joins, false, fmt.Errorf("the builtin runtime needs a mount namespace: %w", errdefs.ErrInvalidArgument)
 	}
 	return clone, joins, cgroupNS, nil
+}
+
+// joinsUserns reports whether joins (from namespacePlan) has a user
+// namespace, which is then first.
+func joinsUserns(joins []nsJoin) bool {
+	return len(joins) > 0 && joins[0].flag == unix.CLONE_NEWUSER
+}
+
+// nsenterCodes are nsenter's letters for the namespaces it joins.
+var nsenterCodes = map[int]byte{
+	unix.CLONE_NEWUSER: 'U', unix.CLONE_NEWNET: 'n', unix.CLONE_NEWIPC: 'i', unix.CLONE_NEWUTS: 'u',
+	unix.CLONE_NEWPID: 'p', unix.CLONE_NEWCGROUP: 'c',
+}
+
+// startInUserns starts cmd, the init of a container that joins a user
+// namespace, through oci/nsenter: a multithreaded Go process can join no
+// user namespace, and the namespaces the container gets must be made
+// after it, so that it owns them. nsenter joins the namespaces, unshares
+// clone's, joins the cgroups (procs files) and becomes the namespace's
+// root before the Go runtime starts. It returns the init's PID, which
+// differs from cmd's when nsenter forked into a PID namespace (cmd is then
+// reaped, and the init is the subreaper's); rd reads the sync socket on.
+func startInUserns(cmd *exec.Cmd, joins []nsJoin, clone uintptr, procs []string, rd *bufio.Reader) (int, error) {
+	var plan []string
+	for _, j := range joins {
+		plan = append(plan, fmt.Sprintf("%c:%d", nsenterCodes[j.flag], 3+len(cmd.ExtraFiles)))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, j.f)
+	}
+	cmd.Env = append(cmd.Env,
+		"_BERTH_NSENTER="+strings.Join(plan, ","),
+		"_BERTH_NSENTER_UNSHARE="+strconv.FormatUint(uint64(clone), 10),
+		"_BERTH_NSENTER_CGROUP="+strings.Join(procs, "\n"),
+		"_BERTH_NSENTER_INIT=1")
+	cmd.SysProcAttr.Cloneflags = 0
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	if clone&unix.CLONE_NEWPID == 0 && !joinsPID(joins) {
+		return cmd.Process.Pid, nil
+	}
+	msg, err := readMsg(rd)
+	if msg.Type != "pid" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if msg.Type == "error" {
+			return 0, errors.New(msg.Error)
+		}
+		return 0, fmt.Errorf("no PID from nsenter: %v", err)
+	}
+	// The intermediate process exits once it has reported.
+	cmd.Wait()
+	return msg.Pid, nil
+}
+
+func joinsPID(joins []nsJoin) bool {
+	for _, j := range joins {
+		if j.flag == unix.CLONE_NEWPID {
+			return true
+		}
+	}
+	return false
+}
+
+// openBindSources clones the source of every bind mount of s on the host
+// (open_tree OPEN_TREE_CLONE, recursive for rbind) for the init of a
+// container in a user namespace, whose root may not reach the sources by
+// their paths (kubelet's volume dirs are 0750). It passes them to cmd and
+// returns their fd numbers there by mount index.
+func openBindSources(cmd *exec.Cmd, s *specs.Spec) (map[int]int, []*os.File, error) {
+	fds := map[int]int{}
+	var files []*os.File
+	for i, m := range s.Mounts {
+		flags, _, _ := parseMountOptions(m.Options)
+		if m.Type != "bind" && flags&unix.MS_BIND == 0 {
+			continue
+		}
+		how := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
+		if flags&unix.MS_REC != 0 {
+			how |= unix.AT_RECURSIVE
+		}
+		fd, err := unix.OpenTree(unix.AT_FDCWD, m.Source, uint(how))
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, nil, fmt.Errorf("bind source %s: %w", m.Source, err)
+		}
+		f := os.NewFile(uintptr(fd), m.Source)
+		files = append(files, f)
+		fds[i] = 3 + len(cmd.ExtraFiles)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
+	return fds, files, nil
+}
+
+// setLimitsFromHost sets the init's oom_score_adj and rlimits from the
+// host, before it runs anything: in a user namespace it could not lower
+// its oom_score_adj or raise a hard limit itself (runc does the same).
+func setLimitsFromHost(pid int, p *specs.Process) error {
+	if p.OOMScoreAdj != nil {
+		path := fmt.Sprintf("/proc/%d/oom_score_adj", pid)
+		if err := os.WriteFile(path, []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+			return fmt.Errorf("set oom_score_adj %d: %w", *p.OOMScoreAdj, err)
+		}
+	}
+	return setRlimits(pid, p.Rlimits)
 }
 
 // ownsNamespace reports whether the container gets a new namespace of typ.
@@ -314,25 +443,59 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = int(cgdir.Fd())
 	}
-	if err := startJoined(cmd, joins); err != nil {
+	rd := bufio.NewReader(parentSock)
+	userns := joinsUserns(joins)
+	var mountFds map[int]int
+	if userns {
+		var sources []*os.File
+		if mountFds, sources, err = openBindSources(cmd, s); err != nil {
+			return 0, fmt.Errorf("container %s: %w", id, err)
+		}
+		defer func() {
+			for _, f := range sources {
+				f.Close()
+			}
+		}()
+	}
+	// Not the named result, which a failing return zeroes before the
+	// deferred kill below runs: kill(0) would be the caller's group.
+	var initPid int
+	if userns {
+		initPid, err = startInUserns(cmd, joins, clone, cgroupState{Paths: cg.GetPaths()}.procsFiles(), rd)
+	} else {
+		err = startJoined(cmd, joins)
+		initPid = cmd.Process.Pid
+	}
+	if err != nil {
 		return 0, fmt.Errorf("container %s: start init: %w", id, err)
 	}
 	childSock.Close()
 	status.Close()
-	pid = cmd.Process.Pid
+	pid = initPid
+	forked := initPid != cmd.Process.Pid
 	defer func() {
-		if retErr != nil {
+		switch {
+		case retErr != nil && forked:
+			// Reparented to the caller, a subreaper.
+			unix.Kill(initPid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			unix.Wait4(initPid, &ws, 0, nil)
+		case retErr != nil:
 			cmd.Process.Kill()
 			cmd.Wait()
-		} else {
+		case !forked:
 			// The caller (the container's monitor, a subreaper) reaps it.
 			cmd.Process.Release()
 		}
 	}()
 	// A cancelled ctx kills the child, which ends the handshake.
-	defer context.AfterFunc(ctx, func() { cmd.Process.Kill() })()
+	defer context.AfterFunc(ctx, func() { unix.Kill(initPid, unix.SIGKILL) })()
 
-	if !cgroups.IsCgroup2UnifiedMode() {
+	if userns {
+		if err := setLimitsFromHost(pid, s.Process); err != nil {
+			return 0, fmt.Errorf("container %s: %w", id, err)
+		}
+	} else if !cgroups.IsCgroup2UnifiedMode() {
 		if err := cg.Apply(pid); err != nil {
 			return 0, fmt.Errorf("container %s: join cgroup: %w", id, err)
 		}
@@ -344,11 +507,13 @@ func (r *builtin) Create(ctx context.Context, id, bundle string, io IO) (pid int
 		CgroupPaths: cg.GetPaths(),
 		Console:     s.Process.Terminal,
 		Seccomp:     filter,
+		LimitsSet:   userns,
+		MountFds:    mountFds,
 	}
 	if err := sendJSON(parentSock, cfg); err != nil {
 		return 0, fmt.Errorf("container %s: send init config: %w", id, err)
 	}
-	msg, err := readReport(parentSock)
+	msg, err := readMsg(rd)
 	if err != nil || msg.Type == "" {
 		if ctx.Err() != nil {
 			return 0, fmt.Errorf("container %s: %w", id, ctx.Err())

@@ -46,13 +46,13 @@ type execConfig struct {
 	SeccompFlags uint `json:"seccomp_flags,omitempty"`
 }
 
-// execNamespaces are joined in this order; mount last (nsenter.c defers it
-// anyway).
+// execNamespaces are joined in this order: user first, as it owns the
+// others; mount last (nsenter.c defers it anyway).
 var execNamespaces = []struct {
 	name string
 	code byte
 }{
-	{"cgroup", 'c'}, {"ipc", 'i'}, {"uts", 'u'}, {"net", 'n'}, {"pid", 'p'}, {"mnt", 'm'},
+	{"user", 'U'}, {"cgroup", 'c'}, {"ipc", 'i'}, {"uts", 'u'}, {"net", 'n'}, {"pid", 'p'}, {"mnt", 'm'},
 }
 
 func (r *builtin) Exec(ctx context.Context, id string, proc *specs.Process, pio IO) (_ Process, retErr error) {
@@ -294,7 +294,7 @@ func execContainer() error {
 			return fmt.Errorf("set oom_score_adj %d: %w", *p.OOMScoreAdj, err)
 		}
 	}
-	if err := setRlimits(p.Rlimits); err != nil {
+	if err := setRlimits(0, p.Rlimits); err != nil {
 		return err
 	}
 	if cfg.ConsoleFd > 0 {

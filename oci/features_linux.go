@@ -31,7 +31,9 @@ var mountSetattrWorks = sync.OnceValue(func() bool {
 
 // Features of the built-in runtime.
 func (r *builtin) Features() Features {
-	return Features{RecursiveReadOnly: mountSetattrWorks()}
+	// Idmapped mounts came with mount_setattr(2); a filesystem without
+	// them fails CreateContainer with the kernel's error.
+	return Features{RecursiveReadOnly: mountSetattrWorks(), UserNamespaces: mountSetattrWorks()}
 }
 
 // Features of an external runtime, from its `features` command.
@@ -45,11 +47,20 @@ func (r *external) Features() Features {
 		}
 		var f struct {
 			MountOptions []string `json:"mountOptions"`
+			Linux        struct {
+				Namespaces []string `json:"namespaces"`
+			} `json:"linux"`
+			Annotations map[string]string `json:"annotations"`
 		}
 		if json.Unmarshal(out, &f) != nil {
 			return
 		}
 		r.features.RecursiveReadOnly = mountSetattrWorks() && slices.Contains(f.MountOptions, "rro")
+		// Berth idmaps the rootfs on the host and hands the runtime a
+		// user namespace to join by path, which runc does from 1.0 on
+		// (tested: test/integration/userns_test.go). crun is not tested.
+		_, isRunc := f.Annotations["org.opencontainers.runc.version"]
+		r.features.UserNamespaces = mountSetattrWorks() && isRunc && slices.Contains(f.Linux.Namespaces, "user")
 	})
 	return r.features
 }

@@ -27,6 +27,13 @@ type initConfig struct {
 	Console     bool              `json:"console,omitempty"`
 	// Seccomp is the compiled Spec.Linux.Seccomp.
 	Seccomp *seccompProgram `json:"seccomp,omitempty"`
+	// LimitsSet: the runtime has set oom_score_adj and the rlimits from
+	// the host (setLimitsFromHost), as a container in a user namespace
+	// cannot.
+	LimitsSet bool `json:"limits_set,omitempty"`
+	// MountFds are, by index in Spec.Mounts, the fds of the bind
+	// sources the runtime cloned on the host (openBindSources).
+	MountFds map[int]int `json:"mount_fds,omitempty"`
 }
 
 // InitMain is the "berth-init" role: a container's first process before it
@@ -72,7 +79,7 @@ func initContainer(sync *os.File) (string, *initConfig, error) {
 	s := cfg.Spec
 	p := s.Process
 	// Host paths first, while the host's /proc is still there.
-	if p.OOMScoreAdj != nil {
+	if p.OOMScoreAdj != nil && !cfg.LimitsSet {
 		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
 			return "", nil, fmt.Errorf("set oom_score_adj %d: %w", *p.OOMScoreAdj, err)
 		}
@@ -114,8 +121,10 @@ func initContainer(sync *os.File) (string, *initConfig, error) {
 			}
 		}
 	}
-	if err := setRlimits(p.Rlimits); err != nil {
-		return "", nil, err
+	if !cfg.LimitsSet {
+		if err := setRlimits(0, p.Rlimits); err != nil {
+			return "", nil, err
+		}
 	}
 	if console != nil {
 		if err := useConsole(console); err != nil {

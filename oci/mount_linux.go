@@ -95,8 +95,8 @@ func setupRootfs(cfg *initConfig) error {
 		return fmt.Errorf("bind rootfs %s: %w", rootfs, err)
 	}
 	freshDev := false
-	for _, m := range s.Mounts {
-		if err := mountOne(cfg, m); err != nil {
+	for i, m := range s.Mounts {
+		if err := mountOne(cfg, m, cfg.MountFds[i]); err != nil {
 			return err
 		}
 		if filepath.Clean(m.Destination) == "/dev" && m.Type != "bind" {
@@ -196,7 +196,7 @@ func finishRootfs(s *specs.Spec) error {
 	return nil
 }
 
-func mountOne(cfg *initConfig, m specs.Mount) error {
+func mountOne(cfg *initConfig, m specs.Mount, sourceFd int) error {
 	dest, err := securejoin.SecureJoin(cfg.Rootfs, m.Destination)
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", m.Destination, err)
@@ -205,7 +205,7 @@ func mountOne(cfg *initConfig, m specs.Mount) error {
 	flags, propagation, data := parseMountOptions(opts)
 	switch {
 	case m.Type == "bind" || flags&unix.MS_BIND != 0:
-		if err := bindMount(m.Source, dest, flags, data); err != nil {
+		if err := bindMount(m.Source, sourceFd, dest, flags, data); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
 		}
 	case m.Type == "cgroup" || m.Type == "cgroup2":
@@ -248,13 +248,22 @@ func withoutOption(opts []string, o string) ([]string, bool) {
 }
 
 // bindMount binds source on dest (creating dest as a file or directory to
-// match) and applies the flags a plain bind ignores with a remount.
-func bindMount(source, dest string, flags uintptr, data string) error {
-	fi, err := os.Stat(source)
+// match) and applies the flags a plain bind ignores with a remount. With
+// sourceFd (not 0) the source is that detached clone of it, which the
+// runtime made on the host (open_tree): a container in a user namespace
+// may not reach the source by its path.
+func bindMount(source string, sourceFd int, dest string, flags uintptr, data string) error {
+	var st unix.Stat_t
+	var err error
+	if sourceFd != 0 {
+		err = unix.Fstat(sourceFd, &st)
+	} else {
+		err = unix.Stat(source, &st)
+	}
 	if err != nil {
 		return err
 	}
-	if fi.IsDir() {
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		err = os.MkdirAll(dest, 0o755)
 	} else {
 		err = ensureFile(dest)
@@ -262,8 +271,13 @@ func bindMount(source, dest string, flags uintptr, data string) error {
 	if err != nil {
 		return err
 	}
-	bindFlags := uintptr(unix.MS_BIND) | flags&unix.MS_REC
-	if err := unix.Mount(source, dest, "", bindFlags, data); err != nil {
+	if sourceFd != 0 {
+		err = unix.MoveMount(sourceFd, "", unix.AT_FDCWD, dest, unix.MOVE_MOUNT_F_EMPTY_PATH)
+		unix.Close(sourceFd)
+	} else {
+		err = unix.Mount(source, dest, "", uintptr(unix.MS_BIND)|flags&unix.MS_REC, data)
+	}
+	if err != nil {
 		return err
 	}
 	if rest := flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); rest != 0 {
@@ -330,7 +344,7 @@ func mountCgroup(cfg *initConfig, dest string, flags uintptr) error {
 		if src == "" {
 			src = filepath.Join("/sys/fs/cgroup", own[""])
 		}
-		return bindMount(src, dest, unix.MS_BIND|unix.MS_REC|base|ro, "")
+		return bindMount(src, 0, dest, unix.MS_BIND|unix.MS_REC|base|ro, "")
 	}
 	if err := unix.Mount("tmpfs", dest, "tmpfs", base, "mode=755"); err != nil {
 		return err
@@ -357,7 +371,7 @@ func mountCgroup(cfg *initConfig, dest string, flags uintptr) error {
 			src = filepath.Join(m.Mountpoint, rel)
 		}
 		name := filepath.Base(m.Mountpoint)
-		if err := bindMount(src, filepath.Join(dest, name), unix.MS_BIND|base|ro, ""); err != nil {
+		if err := bindMount(src, 0, filepath.Join(dest, name), unix.MS_BIND|base|ro, ""); err != nil {
 			return fmt.Errorf("bind cgroup %s: %w", name, err)
 		}
 	}

@@ -81,13 +81,14 @@ var rlimitTypes = map[string]int{
 	"RLIMIT_STACK": unix.RLIMIT_STACK,
 }
 
-func setRlimits(limits []specs.POSIXRlimit) error {
+// setRlimits sets the rlimits of process pid (0: the caller).
+func setRlimits(pid int, limits []specs.POSIXRlimit) error {
 	for _, l := range limits {
 		r, ok := rlimitTypes[l.Type]
 		if !ok {
 			return fmt.Errorf("unknown rlimit %q", l.Type)
 		}
-		if err := unix.Prlimit(0, r, &unix.Rlimit{Cur: l.Soft, Max: l.Hard}, nil); err != nil {
+		if err := unix.Prlimit(pid, r, &unix.Rlimit{Cur: l.Soft, Max: l.Hard}, nil); err != nil {
 			return fmt.Errorf("set %s to %d:%d: %w", l.Type, l.Soft, l.Hard, err)
 		}
 	}

@@ -125,6 +125,11 @@ type Features struct {
 	// RecursiveReadOnly: the "rro" bind mount option (mount_setattr(2)
 	// with MOUNT_ATTR_RDONLY and AT_RECURSIVE) is applied.
 	RecursiveReadOnly bool
+	// UserNamespaces: a container joins its pod's user namespace, given by
+	// path with the spec's uid and gid mappings, and its rootfs and bind
+	// mounts are usable there (Berth idmaps the rootfs layers on the host;
+	// see image/idmap_linux.go).
+	UserNamespaces bool
 }
 
 // FeaturesOf reports rt's features; a runtime that cannot say has none.

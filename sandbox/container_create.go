@@ -59,6 +59,10 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	if !ok {
 		return "", fmt.Errorf("runtime handler %q of pod %s is not configured: %w", pod.Handler, p.id, errdefs.ErrFailedPrecondition)
 	}
+	if pod.UserNS != "" && !oci.FeaturesOf(rt).UserNamespaces {
+		// A pod made under UsernsPodsEnv on a handler without them.
+		return "", fmt.Errorf("containers in a pod with its own user namespace on runtime handler %q: %w", pod.Handler, errdefs.ErrNotImplemented)
+	}
 	img, err := m.images.Get(ctx, cfg.GetImage().GetImage())
 	if err != nil {
 		return "", fmt.Errorf("image %q: %w", cfg.GetImage().GetImage(), err)
@@ -102,6 +106,15 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 			os.RemoveAll(c.stateDir)
 		}
 	}()
+	if pod.UserNS != "" {
+		// The container's root, uid H on the host, binds its rootfs by
+		// path: it must traverse the dirs above it.
+		for _, d := range []string{filepath.Dir(c.stateDir), c.stateDir, rootfs} {
+			if err := os.Chmod(d, 0o711); err != nil {
+				return "", fmt.Errorf("open %s to the pod's user namespace: %w", d, err)
+			}
+		}
+	}
 	failpoint.Hit(failpoint.CreateDirs)
 	if err := m.images.PrepareSnapshot(ctx, id, img.ID); err != nil {
 		return "", fmt.Errorf("prepare rootfs: %w", err)
@@ -116,7 +129,12 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		}
 	}()
 	failpoint.Hit(failpoint.CreateSnapshot)
-	if err := m.images.MountSnapshot(ctx, id, rootfs); err != nil {
+	if pod.UserNS != "" {
+		err = m.images.MountSnapshotIDMapped(id, rootfs, pod.UserNS, pod.UIDMap.GetHostId(), pod.GIDMap.GetHostId())
+	} else {
+		err = m.images.MountSnapshot(ctx, id, rootfs)
+	}
+	if err != nil {
 		return "", fmt.Errorf("mount rootfs: %w", err)
 	}
 	defer func() {
@@ -132,6 +150,7 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 		ID: id, Config: cfg, Image: img.Config, Pod: pod, Rootfs: rootfs,
 		SwapAccounting: oci.SwapAccounting(), Unified: oci.UnifiedMemory(), Hugetlb: oci.HugetlbAvailable(),
 		Systemd: m.cfg.CgroupDriver == "systemd", Features: oci.FeaturesOf(rt),
+		IDMapDir: filepath.Join(c.stateDir, "idmap"), IDMapped: map[string]string{},
 	}
 	if in.RestrictOOM, err = restrictOOM(m.cfg.RestrictOOMScoreAdj); err != nil {
 		return "", err
@@ -145,6 +164,18 @@ func (m *Manager) CreateContainer(ctx context.Context, podID string, cfg *runtim
 	spec, err := buildSpec(in)
 	if err != nil {
 		return "", err
+	}
+	if len(in.IDMapped) > 0 {
+		defer func() {
+			if retErr != nil {
+				if err := unmountIDMapped(c.stateDir); err != nil {
+					log.Warn("unmount idmapped volumes", zap.Error(err))
+				}
+			}
+		}()
+		if err := mountIDMapped(in.IDMapDir, in.IDMapped, pod.UserNS); err != nil {
+			return "", err
+		}
 	}
 	if err := oci.WriteSpec(c.bundle, spec); err != nil {
 		return "", err

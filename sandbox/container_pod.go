@@ -22,6 +22,10 @@ type podView struct {
 	ShmPath string
 	// Privileged pods may hold privileged containers.
 	Privileged bool
+	// UserNS is the pod's own user namespace (mode POD), "" for the
+	// host's; UIDMap and GIDMap are its mappings.
+	UserNS         string
+	UIDMap, GIDMap *runtimeapi.IDMapping
 }
 
 func viewOf(p *Pod) podView {
@@ -41,6 +45,10 @@ func viewOf(p *Pod) podView {
 		HostnamePath: p.hostnamePath(),
 		ShmPath:      p.shmPath(),
 		Privileged:   p.config.GetLinux().GetSecurityContext().GetPrivileged(),
+	}
+	v.UIDMap, v.GIDMap = usernsMappings(p.config)
+	if v.UIDMap != nil {
+		v.UserNS = p.nsPath("user")
 	}
 	if v.ShmPath == "" {
 		v.ShmPath = "/dev/shm" // host IPC: the host's /dev/shm

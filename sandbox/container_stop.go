@@ -245,6 +245,9 @@ func (m *Manager) removeContainer(ctx context.Context, c *Container) error {
 	if err := unmountRootfs(filepath.Join(c.stateDir, "rootfs")); err != nil {
 		return err
 	}
+	if err := unmountIDMapped(c.stateDir); err != nil {
+		return err
+	}
 	failpoint.Hit(failpoint.RemoveContainerUmount)
 	if err := m.images.RemoveSnapshot(ctx, c.id); err != nil {
 		return fmt.Errorf("remove container %s rootfs: %w", c.id, err)

@@ -27,6 +27,10 @@ var nsFlags = map[string]int{
 	"uts": unix.CLONE_NEWUTS,
 }
 
+// podNamespaceKinds are the kinds of namespace a pod may pin, the user
+// namespace, which owns the others, last.
+var podNamespaceKinds = []string{"net", "ipc", "uts", "pid", "user"}
+
 // inNewNamespaces runs fn on a fresh OS thread that has unshared the
 // namespaces of kinds and pinned each at dir/<kind>. The thread is thrown
 // away afterwards. On error the caller unpins (unpinNamespaces), whatever

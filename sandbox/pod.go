@@ -31,7 +31,7 @@ package sandbox
 //
 //	m.podByID(prefix) (*Pod, error)    the pod of an ID or unique ID prefix
 //	p.id, p.config                     fixed at creation; config is read-only
-//	p.nsPath("net"|"ipc"|"uts"|"pid")  pinned namespace to join; "" means the host's
+//	p.nsPath("net"|"ipc"|"uts"|"pid"|"user")  pinned namespace to join; "" means the host's
 //	                                   ("pid" is set only in POD PID mode)
 //	p.pidMode()                        runtimeapi.NamespaceMode of the pod's PID option
 //	p.cgroupParent()                   cgroupfs path or systemd slice to nest containers in
@@ -111,7 +111,7 @@ func (m *Manager) podByID(prefix string) (*Pod, error) {
 	return p, nil
 }
 
-// nsPath is the pinned namespace of kind ("net", "ipc", "uts" or "pid")
+// nsPath is the pinned namespace of kind ("net", "ipc", "uts", "pid" or "user")
 // for the pod's containers to join, or "" when they use the host's (or,
 // for "pid", have their own).
 func (p *Pod) nsPath(kind string) string { return p.ns[kind] }

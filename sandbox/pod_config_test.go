@@ -54,11 +54,12 @@ func TestCheckPodConfig(t *testing.T) {
 			c.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD}
 			return c
 		}, is: errdefs.IsInvalidArgument},
-		{name: "a valid pod user namespace is not implemented yet", edit: func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+		{name: "a pod user namespace with the host's network is invalid", edit: func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
 			m := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
 			c.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: m, Gids: m}
+			c.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
 			return c
-		}, is: errdefs.IsNotImplemented},
+		}, is: errdefs.IsInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -103,7 +103,7 @@ func (m *Manager) podFromRecord(rec *podRecord) (*Pod, error) {
 
 // deadReason says why a pod recorded ready cannot run containers, or "".
 func (p *Pod) deadReason(hadInit bool) string {
-	for _, k := range []string{"net", "ipc", "uts", "pid"} {
+	for _, k := range podNamespaceKinds {
 		if path := p.ns[k]; path != "" && !isNamespacePin(path) {
 			return k + " namespace pin " + path + " is gone"
 		}
@@ -142,7 +142,7 @@ func (m *Manager) cleanHalfMadePods(ctx context.Context) {
 				}
 			} else {
 				// No intent: unpin whatever may be there.
-				for _, k := range []string{"net", "ipc", "uts", "pid"} {
+				for _, k := range podNamespaceKinds {
 					p.ns[k] = filepath.Join(p.stateDir, "ns", k)
 				}
 			}

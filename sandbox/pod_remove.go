@@ -70,7 +70,8 @@ func (m *Manager) destroyPod(ctx context.Context, p *Pod) error {
 		failpoint.Hit(failpoint.RemoveNetwork)
 	}
 	mounts := []string{p.shmPath()}
-	for _, k := range []string{"net", "ipc", "uts", "pid"} {
+	// The user namespace last: it owns the others.
+	for _, k := range podNamespaceKinds {
 		mounts = append(mounts, p.ns[k])
 	}
 	for _, mnt := range mounts {

@@ -34,6 +34,16 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	if _, ok := m.runtimes[handler]; !ok {
 		return "", fmt.Errorf("runtime handler %q is not configured: %w", handler, errdefs.ErrInvalidArgument)
 	}
+	if uid, _ := usernsMappings(cfg); uid != nil && !m.HandlerFeatures(handler).UserNamespaces && !m.usernsPodsForTest {
+		// Never run in the host's user namespace while kubelet believes
+		// the pod is isolated.
+		return "", fmt.Errorf("user namespaces for pods (userns_options mode POD) on runtime handler %q: %w", handler, errdefs.ErrNotImplemented)
+	}
+	if uid, _ := usernsMappings(cfg); uid != nil {
+		if err := searchableByAll(m.state); err != nil {
+			return "", err
+		}
+	}
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	own := map[string]bool{
 		"net": nsOpts.GetNetwork() != runtimeapi.NamespaceMode_NODE,
@@ -92,6 +102,10 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	if podInitMode {
 		p.ns["pid"] = filepath.Join(p.stateDir, "ns", "pid")
 	}
+	uidMap, gidMap := usernsMappings(cfg)
+	if uidMap != nil {
+		p.ns["user"] = filepath.Join(p.stateDir, "ns", "user")
+	}
 	// From here on, destroyPod undoes whatever was made (the pod's
 	// directories first: one made before the other failed, on a full disk
 	// say, goes too), also after a crash: the intent file tells a
@@ -129,7 +143,7 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	failpoint.Hit(failpoint.RunPodCgroup)
 
 	netSysctls, otherSysctls := splitSysctls(cfg.GetLinux().GetSysctls())
-	err = inNewNamespaces(filepath.Join(p.stateDir, "ns"), kinds, func() error {
+	inPod := func() error {
 		if own["uts"] {
 			if err := unix.Sethostname([]byte(hostname)); err != nil {
 				return fmt.Errorf("set hostname %q: %w", hostname, err)
@@ -142,10 +156,13 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 		}
 		// Network sysctls wait for the network: they may name the
 		// interface the CNI plugins add (net.ipv4.conf.eth0.*).
+		if uidMap != nil {
+			return writeSysctlsInUserns(otherSysctls, uidMap.GetHostId())
+		}
 		if err := writeSysctls(otherSysctls); err != nil {
 			return err
 		}
-		if podInitMode {
+		if podInitMode && uidMap == nil {
 			init, err := startPodInit()
 			if err != nil {
 				return err
@@ -153,20 +170,34 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 			p.init = init
 		}
 		return nil
-	})
+	}
+	nsDir := filepath.Join(p.stateDir, "ns")
+	if uidMap != nil {
+		// berth-podinit, if any, is made with the user namespace and
+		// has pinned its PID namespace.
+		p.init, err = inNewUserns(nsDir, kinds, podInitMode, uidMap, gidMap, inPod)
+	} else {
+		err = inNewNamespaces(nsDir, kinds, inPod)
+	}
 	if err != nil {
 		return "", err
 	}
-	failpoint.Hit(failpoint.RunPodNamespaces)
 	if p.init != nil {
+		// Before anything can crash: a restarted berthd kills the
+		// berth-podinit the intent names, and would not find it else.
 		if err := writeIntent(p); err != nil {
 			return "", err
 		}
+	}
+	failpoint.Hit(failpoint.RunPodNamespaces)
+	if p.init != nil {
 		if err := m.addToPodCgroup(cgroup, p.init.pid); err != nil {
 			return "", err
 		}
-		if err := pin(fmt.Sprintf("/proc/%d/ns/pid", p.init.pid), p.ns["pid"]); err != nil {
-			return "", err
+		if uidMap == nil {
+			if err := pin(fmt.Sprintf("/proc/%d/ns/pid", p.init.pid), p.ns["pid"]); err != nil {
+				return "", err
+			}
 		}
 		failpoint.Hit(failpoint.RunPodInit)
 	}
@@ -193,6 +224,15 @@ func (m *Manager) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	}
 	if err := writePodFiles(p, hostname, p.ips); err != nil {
 		return "", err
+	}
+	if uidMap != nil {
+		// Writable by the containers' root, as in a pod in the host's
+		// user namespace.
+		for _, f := range []string{p.hostnamePath(), p.hostsPath(), p.resolvConfPath()} {
+			if err := os.Chown(f, int(uidMap.GetHostId()), int(gidMap.GetHostId())); err != nil {
+				return "", fmt.Errorf("pod file for its user namespace: %w", err)
+			}
+		}
 	}
 	failpoint.Hit(failpoint.RunPodFiles)
 
@@ -257,7 +297,7 @@ func checkPodConfig(cfg *runtimeapi.PodSandboxConfig) error {
 	if err := checkLSM(cfg.GetLinux().GetSecurityContext().GetApparmor(), "", cfg.GetLinux().GetSecurityContext().GetSelinuxOptions()); err != nil {
 		return err
 	}
-	return checkUserns(nsOpts.GetUsernsOptions())
+	return checkUserns(nsOpts)
 }
 
 // podName is the key of the name index: two pods with the same metadata

@@ -82,28 +82,27 @@ func (i *podInit) record() *initRecord {
 
 // startPodInit starts berth-podinit. Call it on the locked thread that
 // is in the pod's namespaces: the child inherits that thread's.
-func startPodInit() (_ *podInit, retErr error) {
-	cmd := &exec.Cmd{
-		Path: "/proc/self/exe",
-		Args: []string{podInitRole},
-		// One P and a small GC target keep its memory to a few MiB.
-		Env: []string{"GOMAXPROCS=1", "GOGC=10"},
-		Dir: "/",
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: unix.CLONE_NEWPID,
-			Setsid:     true,
-		},
+func startPodInit() (*podInit, error) {
+	cmd, err := startRole("/proc/self/exe", podInitRole, &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWPID,
+		Setsid:     true,
+	})
+	if err != nil {
+		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", podInitRole, err)
+	i, err := newPodInit(cmd)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, err
 	}
+	return i, nil
+}
+
+// newPodInit watches the berth-podinit cmd has started. On error the
+// caller kills and reaps it.
+func newPodInit(cmd *exec.Cmd) (*podInit, error) {
 	pid := cmd.Process.Pid
-	defer func() {
-		if retErr != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}()
 	// It is berthd's unreaped child, so the pid cannot be reused yet.
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {

@@ -120,7 +120,19 @@ type Manager struct {
 	// bg runs work that outlives its call (the sampler, writable-layer
 	// walks) until Close.
 	bg *background
+
+	// usernsPodsForTest: UsernsPodsEnv was set (see its comment).
+	usernsPodsForTest bool
 }
+
+// UsernsPodsEnv, set to 1 in berthd's environment, lets RunPodSandbox make
+// pods of user namespace mode POD also on a handler that cannot run
+// containers in them (crun), so that tests can check the pod side there:
+// CreateContainer in such a pod is Unimplemented, so nothing runs with
+// less isolation than asked. For
+// tests only; New removes it from the environment, as failpoint.Arm does
+// its variable, so that nothing berthd starts inherits it.
+const UsernsPodsEnv = "BERTH_TEST_USERNS_PODS"
 
 // New opens the sandbox database and recovers pods and containers left by an
 // earlier berthd.
@@ -156,6 +168,11 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		sampler:    newStatsSampler(time.Duration(opts.Config.StatsPeriod) * time.Second),
 		bg:         newBackground(),
 	}
+	if os.Getenv(UsernsPodsEnv) == "1" {
+		m.usernsPodsForTest = true
+		m.log.Warn(UsernsPodsEnv + " is set: pods of user namespace mode POD run on every handler, with no containers where it lacks user namespaces")
+	}
+	os.Unsetenv(UsernsPodsEnv)
 	m.log.Info("cgroups", zap.String("version", cgroupVersion()), zap.String("driver", opts.Config.CgroupDriver))
 	if err := m.recoverPods(ctx); err != nil {
 		st.close()

@@ -71,6 +71,12 @@ type specInput struct {
 	Hugetlb bool
 	// Systemd selects "slice:prefix:name" cgroup paths.
 	Systemd bool
+	// IDMapDir is where CreateContainer attaches the idmapped clones of
+	// the volumes kubelet gave uid/gid mappings; setMounts points those
+	// mounts there and records the host path of each in IDMapped (mount
+	// point -> host path) for CreateContainer to make.
+	IDMapDir string
+	IDMapped map[string]string
 }
 
 // buildSpec returns the OCI spec of a container. Errors are
@@ -234,6 +240,13 @@ func setNamespaces(s *specs.Spec, in specInput) error {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: in.TargetPIDNS})
 	default:
 		return fmt.Errorf("PID namespace mode %v: %w", mode, errdefs.ErrInvalidArgument)
+	}
+	if in.Pod.UserNS != "" {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace, Path: in.Pod.UserNS})
+		// As containerd passes them: runc takes its root's host IDs from
+		// them, and runc 1.2 checks they are the namespace's.
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: in.Pod.UIDMap.GetHostId(), Size: in.Pod.UIDMap.GetLength()}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: in.Pod.GIDMap.GetHostId(), Size: in.Pod.GIDMap.GetLength()}}
 	}
 	s.Linux.Namespaces = ns
 	return nil

@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -51,11 +52,11 @@ func setMounts(s *specs.Spec, in specInput) error {
 		if !path.IsAbs(m.GetContainerPath()) {
 			return fmt.Errorf("mount %q: container path must be absolute: %w", m.GetContainerPath(), errdefs.ErrInvalidArgument)
 		}
-		if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
-			// Idmapped mounts map IDs into a pod's user namespace, which
-			// Berth does not create yet: a plain bind would pretend.
-			return fmt.Errorf("mount %s: uid_mappings/gid_mappings (an idmapped mount) need a pod user namespace, which Berth does not support yet: %w",
-				dst, errdefs.ErrInvalidArgument)
+		idmapped := len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0
+		if idmapped {
+			if err := checkMountMappings(m, in.Pod); err != nil {
+				return fmt.Errorf("mount %s: %w", dst, err)
+			}
 		}
 		if m.GetImage().GetImage() != "" {
 			return fmt.Errorf("mount %s: image volumes: %w", dst, errdefs.ErrNotImplemented)
@@ -117,6 +118,12 @@ func setMounts(s *specs.Spec, in specInput) error {
 			opts = append(opts, "rro")
 		}
 		opts = append(opts, m.GetMountOptions()...)
+		if idmapped && in.IDMapped != nil {
+			// The runtime binds the idmapped clone CreateContainer makes.
+			clone := filepath.Join(in.IDMapDir, strconv.Itoa(len(in.IDMapped)))
+			in.IDMapped[clone] = src
+			src = clone
+		}
 		user = append(user, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts})
 		taken[dst] = true
 	}
@@ -158,4 +165,24 @@ func depth(p string) int {
 		return 0
 	}
 	return strings.Count(path.Clean(p), "/")
+}
+
+// checkMountMappings refuses an idmapped mount Berth cannot make as asked:
+// it maps through the pod's user namespace, so the mappings must be the
+// pod's, and its clone is private, so no propagation but private.
+func checkMountMappings(m *runtimeapi.Mount, pod podView) error {
+	if pod.UserNS == "" {
+		return fmt.Errorf("uid_mappings/gid_mappings (an idmapped mount) in a pod without a user namespace of its own: %w", errdefs.ErrInvalidArgument)
+	}
+	same := func(ms []*runtimeapi.IDMapping, pm *runtimeapi.IDMapping) bool {
+		return len(ms) == 1 && ms[0].GetContainerId() == pm.GetContainerId() &&
+			ms[0].GetHostId() == pm.GetHostId() && ms[0].GetLength() == pm.GetLength()
+	}
+	if !same(m.GetUidMappings(), pod.UIDMap) || !same(m.GetGidMappings(), pod.GIDMap) {
+		return fmt.Errorf("uid_mappings/gid_mappings differ from the pod's user namespace, through which Berth maps mounts: %w", errdefs.ErrInvalidArgument)
+	}
+	if m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
+		return fmt.Errorf("an idmapped mount is a private clone: propagation %v cannot work: %w", m.GetPropagation(), errdefs.ErrInvalidArgument)
+	}
+	return nil
 }

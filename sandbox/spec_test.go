@@ -197,6 +197,32 @@ func TestBuildSpecNamespaces(t *testing.T) {
 	}
 }
 
+func TestBuildSpecJoinsThePodsUserNamespaceWithItsMappingsAndPointsIDMappedMountsAtTheirClones(t *testing.T) {
+	in := baseInput(t)
+	m := &runtimeapi.IDMapping{HostId: 196608, Length: 65536}
+	in.Pod.UserNS, in.Pod.UIDMap, in.Pod.GIDMap = "/run/p/user", m, m
+	in.IDMapDir, in.IDMapped = "/run/c1/idmap", map[string]string{}
+	vol := t.TempDir()
+	in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/v", HostPath: vol,
+		UidMappings: []*runtimeapi.IDMapping{m}, GidMappings: []*runtimeapi.IDMapping{m}}}
+	s, err := buildSpec(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/run/p/user"}) {
+		t.Errorf("the pod's user namespace is not joined: %v", s.Linux.Namespaces)
+	}
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 196608, Size: 65536}}
+	if !slices.Equal(s.Linux.UIDMappings, want) || !slices.Equal(s.Linux.GIDMappings, want) {
+		t.Errorf("mappings %v, %v; want %v", s.Linux.UIDMappings, s.Linux.GIDMappings, want)
+	}
+	for _, mnt := range s.Mounts {
+		if mnt.Destination == "/v" && (mnt.Source != "/run/c1/idmap/0" || in.IDMapped["/run/c1/idmap/0"] != vol) {
+			t.Errorf("the idmapped volume is bound from %s (clones to make: %v), want its clone /run/c1/idmap/0 of %s", mnt.Source, in.IDMapped, vol)
+		}
+	}
+}
+
 func TestBuildSpecMounts(t *testing.T) {
 	host := t.TempDir()
 	orig := mountPropagation

@@ -30,6 +30,7 @@ var roles = map[string]func(){
 	// refuses to go on as berthd if that did not take over.
 	"berth-monitor-c": sandbox.MonitorCMain,
 	"berth-podinit":   sandbox.PodInitMain,
+	"berth-nsholder":  sandbox.NSHolderMain,
 }
 
 // berthd's main goroutine keeps the main thread. Goroutines that move

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -114,10 +115,23 @@ static void join_cgroups(const char *list) {
 	free(copy);
 }
 
+// become_root makes the process root of the user namespace it joined:
+// setns leaves its host IDs, which the namespace does not map.
+static void become_root(void) {
+	if (setgroups(0, NULL) < 0)
+		fail("setgroups in the user namespace");
+	if (setresgid(0, 0, 0) < 0)
+		fail("become gid 0 in the user namespace");
+	if (setresuid(0, 0, 0) < 0)
+		fail("become uid 0 in the user namespace");
+}
+
 __attribute__((constructor)) static void berth_nsenter(void) {
 	const char *spec = getenv("_BERTH_NSENTER");
+	const char *unshare_flags = getenv("_BERTH_NSENTER_UNSHARE");
+	int init = getenv("_BERTH_NSENTER_INIT") != NULL;
 	char *copy, *item, *save = NULL;
-	int mntfd = -1, need_fork = 0, fd;
+	int mntfd = -1, need_fork = 0, userns = 0, fd, flags;
 	sigset_t all, old;
 	pid_t pid;
 
@@ -141,10 +155,31 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 		close(fd);
 		if (item[0] == 'p')
 			need_fork = 1;
+		if (item[0] == 'U')
+			userns = 1;
 	}
 	free(copy);
+	// New namespaces after the joined user namespace, so that it owns
+	// them (a container's init).
+	flags = unshare_flags ? atoi(unshare_flags) : 0;
+	if (flags) {
+		if (unshare(flags) < 0)
+			fail("unshare");
+		if (flags & CLONE_NEWPID)
+			need_fork = 1;
+	}
 
-	if (need_fork) {
+	if (need_fork && init) {
+		// A container's init: the child is the init, reparented to the
+		// runtime's subreaper; the runtime learns its PID here.
+		pid = fork();
+		if (pid < 0)
+			fail("fork into the pid namespace");
+		if (pid > 0) {
+			dprintf(SYNC_FD, "{\"type\":\"pid\",\"pid\":%d}\n", pid);
+			_exit(0);
+		}
+	} else if (need_fork) {
 		sigfillset(&all);
 		sigprocmask(SIG_BLOCK, &all, &old);
 		pid = fork();
@@ -160,7 +195,11 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 			_exit(1);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 	}
+	// Still the host's root (setns changes no IDs): cgroup.procs is
+	// writable.
 	join_cgroups(getenv("_BERTH_NSENTER_CGROUP"));
+	if (userns)
+		become_root();
 	if (mntfd >= 0) {
 		if (setns(mntfd, CLONE_NEWNS) < 0)
 			fail("setns mount namespace");
@@ -168,6 +207,8 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 	}
 	unsetenv("_BERTH_NSENTER");
 	unsetenv("_BERTH_NSENTER_CGROUP");
+	unsetenv("_BERTH_NSENTER_UNSHARE");
+	unsetenv("_BERTH_NSENTER_INIT");
 	spec = getenv("_BERTH_EXEC_C");
 	if (spec)
 		exec_fast(spec, need_fork);

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,13 +34,44 @@ type crashEnv struct {
 	reg   *registry.Registry
 	image string
 	seq   int
+	// userns: the pods have their own user namespace; env is berthd's
+	// environment without a failpoint.
+	userns bool
+	volume string // an idmapped volume of the userns pods' containers
+	env    []string
 }
 
 func TestCrashAtEveryFailpointLeavesTheObjectWholeOrAbsentAndNothingLeaks(t *testing.T) {
 	e := &crashEnv{d: startPodDaemon(t), reg: registry.Start(t)}
 	e.image = e.reg.Push(t, "library/busybox:latest", images.Busybox())
 	mustPullImage(t, e.d, e.image)
-	for _, step := range failpoint.Steps() {
+	e.crashAt(t, failpoint.Steps())
+}
+
+// A pod with its own user namespace has one more pin, berth-podinit made
+// with it, and containers with an idmapped rootfs and volume: a crash at
+// any step of their making, stopping or removal leaves them whole or
+// absent, and nothing of them once removed.
+func TestCrashInAUserNamespacePodLeavesItWholeOrAbsentAndNothingLeaks(t *testing.T) {
+	e := &crashEnv{d: startPodDaemon(t), reg: registry.Start(t), userns: true, volume: t.TempDir()}
+	// The containers' root reaches its rootfs through the state dir.
+	if err := os.Chmod(e.d.Dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	e.image = e.reg.Push(t, "library/busybox:latest", images.Busybox())
+	mustPullImage(t, e.d, e.image)
+	var steps []failpoint.Step
+	for _, s := range failpoint.Steps() {
+		if call, _, _ := strings.Cut(string(s), "/"); call != "pull-image" {
+			steps = append(steps, s)
+		}
+	}
+	e.crashAt(t, steps)
+}
+
+// crashAt crashes berthd at each of steps in turn.
+func (e *crashEnv) crashAt(t *testing.T, steps []failpoint.Step) {
+	for _, step := range steps {
 		t.Run(string(step), func(t *testing.T) {
 			e.seq++
 			e.ensureRunning(t)
@@ -75,15 +107,23 @@ func TestCrashAtEveryFailpointLeavesTheObjectWholeOrAbsentAndNothingLeaks(t *tes
 func (e *crashEnv) podConfig() *runtimeapi.PodSandboxConfig {
 	cfg := podConfig(e.d, fmt.Sprintf("crash-%d", e.seq))
 	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+	if e.userns {
+		cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = podUserns(5<<16, 6<<16)
+	}
 	return cfg
 }
 
 func (e *crashEnv) ctrConfig() *runtimeapi.ContainerConfig {
-	return &runtimeapi.ContainerConfig{
+	cfg := &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: "sleeper"},
 		Image:    &runtimeapi.ImageSpec{Image: e.image},
 		Command:  []string{"/bin/sleep", "3600"},
 	}
+	if e.userns {
+		userns := e.podConfig().Linux.SecurityContext.NamespaceOptions.UsernsOptions
+		cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/v", HostPath: e.volume, UidMappings: userns.Uids, GidMappings: userns.Gids}}
+	}
+	return cfg
 }
 
 // ensureRunning starts berthd with no failpoint if a failed step left it
@@ -91,7 +131,7 @@ func (e *crashEnv) ctrConfig() *runtimeapi.ContainerConfig {
 func (e *crashEnv) ensureRunning(t *testing.T) {
 	t.Helper()
 	if !e.d.Running() {
-		e.d.Env = nil
+		e.d.Env = e.env
 		e.d.Restart(t)
 	}
 }
@@ -100,7 +140,7 @@ func (e *crashEnv) ensureRunning(t *testing.T) {
 func (e *crashEnv) arm(t *testing.T, step failpoint.Step) {
 	t.Helper()
 	e.d.Stop(t)
-	e.d.Env = []string{failpoint.Env + "=" + string(step)}
+	e.d.Env = append([]string{failpoint.Env + "=" + string(step)}, e.env...)
 	e.d.Restart(t)
 }
 
@@ -121,7 +161,7 @@ func (e *crashEnv) mustDieAt(t *testing.T, step failpoint.Step, callErr error) {
 	if !strings.Contains(e.d.Logs(), "failpoint "+string(step)+" reached") {
 		t.Fatalf("berthd died, but not at failpoint %s; log:\n%s", step, e.d.Logs())
 	}
-	e.d.Env = nil
+	e.d.Env = e.env
 	e.d.Restart(t)
 }
 
@@ -184,10 +224,17 @@ func (e *crashEnv) assertPodWhole(t *testing.T, pod *runtimeapi.PodSandbox) {
 	if st.Status.GetNetwork().GetIp() == "" {
 		t.Errorf("pod %s is READY with no address", pod.Id)
 	}
-	for _, k := range []string{"net", "ipc", "uts", "pid"} {
+	kinds := []string{"net", "ipc", "uts", "pid"}
+	if e.userns {
+		kinds = append(kinds, "user")
+	}
+	for _, k := range kinds {
 		if p := filepath.Join(pinDir(e.d, pod.Id), k); !isNamespaceFile(p) {
 			t.Errorf("pod %s is READY but its %s namespace is not pinned at %s", pod.Id, k, p)
 		}
+	}
+	if e.userns {
+		assertUsernsOwnsThePods(t, pinDir(e.d, pod.Id))
 	}
 	cfg := e.podConfig()
 	cfg.Metadata = pod.Metadata
@@ -389,14 +436,22 @@ func (e *crashEnv) removeEverything(t *testing.T) {
 // hold anything of the removed pods and containers.
 func (e *crashEnv) assertNothingLeft(t *testing.T) {
 	t.Helper()
-	assertNothingLeft(t, e.d)
+	var extra []string
+	if e.userns {
+		// Whatever runs as the pods' root outside every cgroup the
+		// harness checks (a berth-podinit not yet in the pod cgroup):
+		// no other test uses this host uid.
+		extra = processesOfUID(e.podConfig().Linux.SecurityContext.NamespaceOptions.UsernsOptions.Uids[0].HostId)
+	}
+	assertNothingLeft(t, e.d, extra...)
 }
 
 // assertNothingLeft fails the test if the host or d's directories hold
-// anything of pods and containers, all of which were removed.
-func assertNothingLeft(t *testing.T, d *harness.Daemon) {
+// anything of pods and containers, all of which were removed, or extra
+// names something the caller found left.
+func assertNothingLeft(t *testing.T, d *harness.Daemon, extra ...string) {
 	t.Helper()
-	leaks := d.Leaks()
+	leaks := append(d.Leaks(), extra...)
 	for _, dir := range []string{
 		filepath.Join(d.Root, "sandbox", "pods"), filepath.Join(d.Root, "sandbox", "containers"),
 		filepath.Join(d.State, "pods"), filepath.Join(d.State, "containers"),
@@ -409,4 +464,28 @@ func assertNothingLeft(t *testing.T, d *harness.Daemon) {
 	if len(leaks) > 0 {
 		t.Errorf("after removing everything berthd left:\n  %s\nlog: %s", strings.Join(leaks, "\n  "), d.LogPath)
 	}
+}
+
+// processesOfUID describes the live processes whose uid is uid; zombies
+// (a killed berth-podinit its new parent has not reaped yet) are gone.
+func processesOfUID(uid uint32) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, en := range entries {
+		if _, err := strconv.Atoi(en.Name()); err != nil {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join("/proc", en.Name()))
+		if err != nil {
+			continue
+		}
+		if status, _ := os.ReadFile(filepath.Join("/proc", en.Name(), "status")); strings.Contains(string(status), "\nState:\tZ") {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid == uid {
+			comm, _ := os.ReadFile(filepath.Join("/proc", en.Name(), "comm"))
+			out = append(out, fmt.Sprintf("process %s (%s) as uid %d", en.Name(), strings.TrimSpace(string(comm)), uid))
+		}
+	}
+	return out
 }

@@ -135,6 +135,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, retErr error) {
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
 		return nil, err
 	}
+	// berthd's state is below dir, and the containers of hostUsers: false
+	// pods (a mapped uid) reach their rootfs through it.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, err
+	}
 	c := &Cluster{
 		Config:      cfg,
 		Kubeconfig:  filepath.Join(dir, "admin.kubeconfig"),
@@ -411,7 +416,7 @@ func (c *Cluster) startBerthd(ctx context.Context, n *node) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(n.berthConfig), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(n.berthConfig), 0o711); err != nil {
 		return err
 	}
 	if err := os.WriteFile(n.berthConfig, data, 0o600); err != nil {
