@@ -105,6 +105,13 @@ func Start(t testing.TB, opts ...Option) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Searchable by all, as the directories above a real berthd's state
+	// (/run) are: the containers of hostUsers: false pods run as a mapped
+	// uid that reaches its rootfs through it, and berthd refuses such pods
+	// otherwise.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	d := &Daemon{
 		Tag:        tag,
 		Dir:        dir,
