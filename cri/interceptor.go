@@ -94,8 +94,8 @@ func streamInterceptor(log *zap.Logger) grpc.StreamServerInterceptor {
 
 // grpcError turns a handler's error into a gRPC status: the errdefs class
 // it wraps decides the code. An error of no class that a full disk caused
-// (ENOSPC, EDQUOT: a record, a file of a pod) is ResourceExhausted, which
-// kubelet retries, rather than Unknown.
+// (ENOSPC, EDQUOT: a record, a file of a pod) is ResourceExhausted rather
+// than Unknown, so that kubelet's events and a crictl user see the cause.
 func grpcError(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err // nil, or already a status
